@@ -1,0 +1,136 @@
+"""The dispatcher: who is this, take their lock, load their conversation, route, render.
+
+Route order (DESIGN.md): 取消/下一页 > ongoing conversation > command > fallback. The per-user
+lock is taken before the conversation is loaded, and the conversation (state and unread pages)
+is written back once, after the handler, only if it changed.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session
+
+from bot.clock import Clock
+from bot.context import ConversationHandle, Ctx
+from bot.db import Database
+from bot.locks import KeyedLocks
+from bot.messages import Incoming, Reply
+from bot.render import Renderer, split_pages
+from bot.router import Handler, Routes
+from models import conversation, org
+
+log = logging.getLogger(__name__)
+MAX_TEXT_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class Turn:
+    """What the sender sees for one message: the text of a passive reply, or nothing."""
+
+    text: str | None
+
+
+def _begin_turn(*, session: Session, userid: str, key: str,
+                now: datetime) -> tuple[org.Identity | None, conversation.Snapshot]:
+    return (org.get_identity(session=session, userid=userid),
+            conversation.load(session=session, key=key, now=now))
+
+
+class Dispatcher:
+    def __init__(self, *, db: Database, renderer: Renderer, routes: Routes, clock: Clock,
+                 tz: ZoneInfo, services: dict[str, Any] | None = None) -> None:
+        self.db, self.renderer, self.routes, self.clock, self.tz = db, renderer, routes, clock, tz
+        self.services = services if services is not None else {}
+        self.locks = KeyedLocks()
+
+    async def handle(self, msg: Incoming) -> Turn:
+        key = msg.user_id if msg.chat_type == "single" else f"{msg.user_id}@{msg.chat_id}"
+        async with self.locks.hold(key):
+            now = self.clock.now()
+            identity, snapshot = await self.db.run(_begin_turn, userid=msg.user_id, key=key,
+                                                   now=now)
+            handle = ConversationHandle(snapshot)
+            ctx = Ctx(db=self.db, renderer=self.renderer, routes=self.routes, now=now,
+                      tz=self.tz, identity=identity, conversation=handle,
+                      services=self.services)
+            reply = await self._route(msg, ctx)
+            text = self._paginate(reply, handle)
+            if handle.changed:
+                await self.db.run(conversation.save, key=key, snapshot=handle.snapshot,
+                                  now=now)
+        return Turn(text)
+
+    async def _route(self, msg: Incoming, ctx: Ctx) -> Reply:
+        if msg.kind == "event":
+            return await self._route_event(msg, ctx)
+        if msg.kind == "card":
+            handler = self.routes.card_handler(msg.card.event_key if msg.card else "")
+            return await handler(msg, ctx) if handler and ctx.identity else Reply.none()
+        if msg.kind == "text":
+            if not msg.text.strip():
+                return Reply.of("common/empty.txt.j2")
+            if len(msg.text) > MAX_TEXT_CHARS:
+                return Reply.of("common/too_long.txt.j2", limit=MAX_TEXT_CHARS)
+            return await self._route_text(msg, msg.text, ctx)
+        if ctx.identity is None:
+            return Reply.of("common/unbound.txt.j2")
+        state_handler = self._state_handler(ctx)
+        if state_handler:
+            return await state_handler(msg, ctx)
+        return Reply.of("common/unsupported.txt.j2", kind=msg.kind)
+
+    async def _route_text(self, msg: Incoming, text: str, ctx: Ctx) -> Reply:
+        matched = self.routes.match(text)
+        command, args = matched if matched else (None, "")
+        if ctx.identity is None:
+            if command and command.public:
+                return await self._run(command.handler, msg, ctx, args)
+            return Reply.of("common/unbound.txt.j2")
+        if command and command.over_state:
+            return await self._run(command.handler, msg, ctx, args)
+        state_handler = self._state_handler(ctx)
+        if state_handler:
+            return await self._run(state_handler, msg, ctx, text.strip())
+        if command is None:
+            return Reply.of("common/unknown.txt.j2")
+        if not command.allowed(ctx.identity.roles):
+            return Reply.of("common/forbidden.txt.j2", command=command.word)
+        return await self._run(command.handler, msg, ctx, args)
+
+    async def _route_event(self, msg: Incoming, ctx: Ctx) -> Reply:
+        if msg.event == "click" and msg.event_key:  # menu buttons carry a command word
+            return await self._route_text(msg, msg.event_key, ctx)
+        handler = self.routes.events.get(msg.event)
+        return await self._run(handler, msg, ctx, "") if handler else Reply.none()
+
+    def _state_handler(self, ctx: Ctx) -> Handler | None:
+        state = ctx.conversation.state
+        if state is None:
+            return None
+        handler = self.routes.states.get(state)
+        if handler is None:  # a state whose handler is gone (an upgrade): forget it
+            log.warning("dropping conversation in unknown state %s", state)
+            ctx.conversation.clear()
+        return handler
+
+    @staticmethod
+    async def _run(handler: Handler, msg: Incoming, ctx: Ctx, args: str) -> Reply:
+        ctx.args = args
+        return await handler(msg, ctx)
+
+    def _paginate(self, reply: Reply, handle: ConversationHandle) -> str | None:
+        """Render the reply; a text over WeCom's 2,048 bytes is split and the rest kept."""
+        if reply.is_empty:
+            return None
+        text = self.renderer.render(reply.template, **reply.data)
+        if reply.keep_pages:
+            return text
+        first, *rest = split_pages(text)
+        handle.set_pages(rest)
+        if rest:
+            first += "\n" + self.renderer.render("common/page_footer.txt.j2", left=len(rest))
+        return first

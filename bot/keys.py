@@ -1,0 +1,16 @@
+"""Typed keys for the long-lived objects kept on the aiohttp application."""
+from aiohttp import web
+
+from bot.app_door import AppDoor
+from bot.clock import Clock
+from bot.config import Config
+from bot.db import Database
+from bot.dispatcher import Dispatcher
+from bot.render import Renderer
+
+config_key = web.AppKey("config", Config)
+clock_key = web.AppKey("clock", Clock)
+db_key = web.AppKey("db", Database)
+renderer_key = web.AppKey("renderer", Renderer)
+dispatcher_key = web.AppKey("dispatcher", Dispatcher)
+door_key = web.AppKey("app_door", AppDoor)

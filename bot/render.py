@@ -1,0 +1,65 @@
+"""Rendering the words users read: jinja2 templates under ``templates/`` (StrictUndefined)."""
+from __future__ import annotations
+
+from importlib.resources import files
+from typing import Any
+
+import jinja2
+
+TEXT_LIMIT_BYTES = 2048  # WeCom truncates a text message beyond this
+
+
+def make_env() -> jinja2.Environment:
+    root = str(files("templates"))
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(root),
+                              undefined=jinja2.StrictUndefined, autoescape=False,
+                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False)
+
+
+class Renderer:
+    """Renders a template name + data to text; one per application."""
+
+    def __init__(self, env: jinja2.Environment | None = None) -> None:
+        self.env = env or make_env()
+
+    def render(self, name: str, /, **data: Any) -> str:
+        return self.env.get_template(name).render(**data).strip()
+
+
+def split_pages(text: str, limit: int = TEXT_LIMIT_BYTES, reserve: int = 120) -> list[str]:
+    """Split ``text`` into pages of at most ``limit - reserve`` UTF-8 bytes, at line ends.
+
+    ``reserve`` leaves room for the page footer. A single overlong line is cut at character
+    boundaries, never inside a multi-byte character.
+    """
+    budget = limit - reserve
+    if len(text.encode()) <= limit:
+        return [text]
+    pages: list[str] = []
+    current = ""
+    for line in _cut_long_lines(text.split("\n"), budget):
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate.encode()) > budget:
+            pages.append(current)
+            current = line
+        else:
+            current = candidate
+    if current:
+        pages.append(current)
+    return pages
+
+
+def _cut_long_lines(lines: list[str], budget: int) -> list[str]:
+    out: list[str] = []
+    for line in lines:
+        while len(line.encode()) > budget:
+            cut, size = 0, 0
+            for i, ch in enumerate(line):
+                size += len(ch.encode())
+                if size > budget:
+                    break
+                cut = i + 1
+            out.append(line[:cut])
+            line = line[cut:]
+        out.append(line)
+    return out

@@ -1,0 +1,5 @@
+"""Tables and the keyword-only functions that read and write them.
+
+Importing this package registers every table on ``SQLModel.metadata`` (Alembic reads it).
+"""
+from models import conversation, dedupe, invite, org  # noqa: F401

@@ -1,0 +1,119 @@
+"""Organisation: units as a tree (bureau → township central school → school), people, roles.
+
+The roles are the leading-group table of seed 002 (组长, 副组长, 成员, 联络员) plus duty staff,
+the bureau's safety officers and admins. A school's principal is its 组长.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import UniqueConstraint
+from sqlmodel import Field, Session, SQLModel, select
+
+from models.base import utc_field, utc_now
+
+
+class UnitKind(StrEnum):
+    BUREAU = "bureau"              # 区教育局
+    TOWNSHIP = "township"          # 镇中心校
+    SCHOOL = "school"              # 学校
+    KINDERGARTEN = "kindergarten"  # 幼儿园
+
+
+UNIT_KIND_NAMES = {"教育局": UnitKind.BUREAU, "中心校": UnitKind.TOWNSHIP,
+                   "学校": UnitKind.SCHOOL, "幼儿园": UnitKind.KINDERGARTEN}
+
+
+class Role(StrEnum):
+    LEADER = "leader"                  # 组长 (a school's principal)
+    DEPUTY = "deputy"                  # 副组长
+    MEMBER = "member"                  # 成员
+    LIAISON = "liaison"                # 联络员
+    DUTY = "duty"                      # 值班人员
+    SAFETY_OFFICER = "safety_officer"  # the bureau's safety officer
+    ADMIN = "admin"                    # 管理员
+
+
+ROLE_NAMES = {"组长": Role.LEADER, "副组长": Role.DEPUTY, "成员": Role.MEMBER,
+              "联络员": Role.LIAISON, "值班人员": Role.DUTY, "安全专员": Role.SAFETY_OFFICER,
+              "管理员": Role.ADMIN}
+ROLE_LABELS = {role: name for name, role in ROLE_NAMES.items()}
+LEADERS = frozenset({Role.LEADER, Role.DEPUTY, Role.SAFETY_OFFICER, Role.ADMIN})
+
+
+class Unit(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=32, unique=True)
+    name: str = Field(max_length=100, unique=True)
+    kind: str = Field(max_length=16)
+    parent_id: int | None = Field(default=None, foreign_key="unit.id", index=True)
+
+
+class Person(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    userid: str | None = Field(default=None, max_length=64, unique=True)  # None until bound
+    name: str = Field(max_length=50)
+    title: str = Field(default="", max_length=50)         # 职务
+    office_phone: str = Field(default="", max_length=32)  # 办公电话
+    mobile: str = Field(default="", max_length=32)        # 手机
+    unit_id: int = Field(foreign_key="unit.id", index=True)
+    created_at: datetime = utc_field(default_factory=utc_now)
+
+
+class PersonRole(SQLModel, table=True):
+    __tablename__ = "person_role"
+    __table_args__ = (UniqueConstraint("person_id", "role"),)
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    role: str = Field(max_length=32)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a WeCom user is to safebot: loaded once per message."""
+
+    person_id: int
+    userid: str
+    name: str
+    unit_id: int
+    unit_name: str
+    unit_kind: str
+    roles: frozenset[str]
+
+    def has_any(self, roles: frozenset[str] | set[str]) -> bool:
+        return bool(self.roles & roles)
+
+
+def get_identity(*, session: Session, userid: str) -> Identity | None:
+    row = session.exec(
+        select(Person, Unit).join(Unit, Unit.id == Person.unit_id).where(Person.userid == userid)
+    ).first()
+    if row is None:
+        return None
+    person, unit = row
+    roles = session.exec(select(PersonRole.role).where(PersonRole.person_id == person.id)).all()
+    return Identity(person_id=person.id, userid=userid, name=person.name, unit_id=unit.id,
+                    unit_name=unit.name, unit_kind=unit.kind, roles=frozenset(roles))
+
+
+def unit_by_code(*, session: Session, code: str) -> Unit | None:
+    return session.exec(select(Unit).where(Unit.code == code)).first()
+
+
+def unit_chain(*, session: Session, unit_id: int) -> list[Unit]:
+    """The unit and its ancestors, nearest first (school, township, bureau)."""
+    chain: list[Unit] = []
+    current = session.get(Unit, unit_id)
+    while current is not None and len(chain) < 16:
+        chain.append(current)
+        current = session.get(Unit, current.parent_id) if current.parent_id else None
+    return chain
+
+
+def add_role(*, session: Session, person_id: int, role: str) -> None:
+    exists = session.exec(select(PersonRole).where(PersonRole.person_id == person_id,
+                                                   PersonRole.role == role)).first()
+    if exists is None:
+        session.add(PersonRole(person_id=person_id, role=role))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from typing import AsyncIterator
+from typing import AsyncIterator, Sequence
 
 from aiohttp import web
 
@@ -12,10 +12,10 @@ from bot.config import Config
 from bot.crypto import CallbackCrypto
 from bot.db import Database
 from bot.dispatcher import Dispatcher
-from bot.keys import clock_key, config_key, db_key, dispatcher_key, door_key, renderer_key
+from bot.keys import clock_key, config_key, db_key, dispatcher_key, door_key, renderer_key, routes_key
 from bot.messages import Incoming
 from bot.render import Renderer
-from bot.router import Routes
+from bot.router import Router, Routes
 from handlers import ROUTERS
 from models.migrate import upgrade
 
@@ -23,8 +23,10 @@ log = logging.getLogger(__name__)
 APP_CALLBACK_PATH = "/wecom/app/callback"
 
 
-def create_app(cfg: Config, *, clock: Clock | None = None) -> web.Application:
+def create_app(cfg: Config, *, clock: Clock | None = None,
+               routers: Sequence[Router] = ROUTERS) -> web.Application:
     app = web.Application(client_max_size=1024**2)
+    app[routes_key] = Routes(routers)
     app[config_key] = cfg
     app[clock_key] = clock or Clock()
     app[renderer_key] = Renderer()
@@ -54,7 +56,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
     cfg = app[config_key]
-    dispatcher = Dispatcher(db=app[db_key], renderer=app[renderer_key], routes=Routes(ROUTERS),
+    dispatcher = Dispatcher(db=app[db_key], renderer=app[renderer_key], routes=app[routes_key],
                             clock=app[clock_key], tz=cfg.tz)
     app[dispatcher_key] = dispatcher
     door = AppDoor(crypto=CallbackCrypto(cfg.wecom.app.token, cfg.wecom.app.encoding_aes_key,

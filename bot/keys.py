@@ -7,6 +7,7 @@ from bot.config import Config
 from bot.db import Database
 from bot.dispatcher import Dispatcher
 from bot.render import Renderer
+from bot.router import Routes
 
 config_key = web.AppKey("config", Config)
 clock_key = web.AppKey("clock", Clock)
@@ -14,3 +15,4 @@ db_key = web.AppKey("db", Database)
 renderer_key = web.AppKey("renderer", Renderer)
 dispatcher_key = web.AppKey("dispatcher", Dispatcher)
 door_key = web.AppKey("app_door", AppDoor)
+routes_key = web.AppKey("routes", Routes)

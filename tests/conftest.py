@@ -120,12 +120,36 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def service(demo: Database, database_url: str, crypto: CallbackCrypto,
-                  clock: Clock) -> AsyncIterator[Service]:
-    server = TestServer(create_app(make_config(database_url), clock=clock), host="127.0.0.1")
-    await server.start_server()
-    async with aiohttp.ClientSession() as http:
+async def start_service(demo: Database, database_url: str, clock: Clock):
+    """Start the real service on a random port; returns a ``Service`` (closed after the test).
+
+    Keyword arguments: ``crypto``/``config`` to change credentials, ``routers`` to add test
+    routers in front of the real ones.
+    """
+    started: list[tuple[TestServer, aiohttp.ClientSession]] = []
+
+    async def start(*, config: Config | None = None, crypto: CallbackCrypto | None = None,
+                    routers=None) -> Service:
+        from handlers import ROUTERS
+        cfg = config or make_config(database_url)
+        app = create_app(cfg, clock=clock, routers=(*(routers or ()), *ROUTERS))
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        http = aiohttp.ClientSession()
+        started.append((server, http))
         sender = AppCallbackSender(http=http, url=str(server.make_url(APP_CALLBACK_PATH)),
-                                   crypto=crypto, agent_id=AGENT_ID)
-        yield Service(server, http, sender)
-    await server.close()
+                                   crypto=crypto or CallbackCrypto(
+                                       cfg.wecom.app.token, cfg.wecom.app.encoding_aes_key,
+                                       cfg.wecom.app.corp_id),
+                                   agent_id=cfg.wecom.app.agent_id)
+        return Service(server, http, sender)
+
+    yield start
+    for server, http in started:
+        await http.close()
+        await server.close()
+
+
+@pytest.fixture
+async def service(start_service) -> Service:
+    return await start_service()

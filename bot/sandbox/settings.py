@@ -1,0 +1,44 @@
+"""The sandbox's configuration: the service's own config with local-only WeCom credentials.
+
+These credentials are demo values for the loopback between the sandbox's local WeCom and the
+service in the same process; they mean nothing to any real WeCom tenant.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from bot.config import AppConfig, Config
+
+CORP_ID = "wwsandbox0000001"
+AGENT_ID = 1000002
+SECRET = "sandbox-secret-local-only"
+TOKEN = "sandboxtoken"
+ENCODING_AES_KEY = "c2FmZWJvdC1zYW5kYm94LWxvY2FsLW9ubHkta2V5ISE"  # 43 chars, 32 bytes
+HOST = "127.0.0.1"
+DB_FILE = "safebot.db"
+
+
+def sandbox_app_config() -> AppConfig:
+    return AppConfig(corp_id=CORP_ID, agent_id=AGENT_ID, secret=SECRET, token=TOKEN,
+                     encoding_aes_key=ENCODING_AES_KEY)
+
+
+def sandbox_config(base: Config, *, port: int, data_dir: Path) -> Config:
+    """``base`` with the sandbox's server, database and WeCom settings put over it.
+
+    The database is always ``DATA_DIR/safebot.db``, whatever ``base`` says, so the sandbox can
+    never write to a real database by accident.
+    """
+    db_path = (data_dir / DB_FILE).resolve()
+    return replace(
+        base,
+        server=replace(base.server, host=HOST, port=port),
+        database=replace(base.database, url=f"sqlite:///{db_path.as_posix()}"),
+        wecom=replace(base.wecom, api_base_url=f"http://{HOST}:{port}", app=sandbox_app_config()),
+    )
+
+
+def origin(cfg: Config) -> str:
+    """Where the sandbox listens, e.g. ``http://127.0.0.1:8080``."""
+    return f"http://{cfg.server.host}:{cfg.server.port}"

@@ -1,9 +1,13 @@
 """The application factory: every long-lived object is made and closed here, once."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import logging
 from typing import AsyncIterator, Sequence
 
+import aiohttp
 from aiohttp import web
 
 from bot.app_door import AppDoor
@@ -12,7 +16,11 @@ from bot.config import Config
 from bot.crypto import CallbackCrypto
 from bot.db import Database
 from bot.dispatcher import Dispatcher
-from bot.keys import clock_key, config_key, db_key, dispatcher_key, door_key, renderer_key, routes_key
+from bot.keys import (api_key, clock_key, config_key, db_key, dispatcher_key, door_key,
+                      renderer_key, routes_key, sender_key)
+from bot.outbox_sender import OutboxSender
+from bot.pushes import enqueue_text
+from bot.wecom_api import WeComAPI
 from bot.messages import Incoming
 from bot.render import Renderer
 from bot.router import Router, Routes
@@ -31,6 +39,7 @@ def create_app(cfg: Config, *, clock: Clock | None = None,
     app[clock_key] = clock or Clock()
     app[renderer_key] = Renderer()
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_wecom)
     app.cleanup_ctx.append(_dispatcher)
     # The router freezes before start-up, so routes are fixed here and find their door later.
     app.router.add_get(APP_CALLBACK_PATH, _verify_url)
@@ -54,6 +63,23 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     db.close()
 
 
+async def _wecom(app: web.Application) -> AsyncIterator[None]:
+    """The WeCom API client and the outbox dispatcher running beside the server."""
+    cfg = app[config_key]
+    async with aiohttp.ClientSession() as http:
+        api = WeComAPI(http=http, base_url=cfg.wecom.api_base_url, corp_id=cfg.wecom.app.corp_id,
+                       secret=cfg.wecom.app.secret, agent_id=cfg.wecom.app.agent_id,
+                       clock=app[clock_key])
+        sender = OutboxSender(db=app[db_key], api=api, clock=app[clock_key],
+                              renderer=app[renderer_key], webhooks=cfg.wecom.webhooks)
+        app[api_key], app[sender_key] = api, sender
+        task = asyncio.create_task(sender.run(), name="outbox-sender")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
     cfg = app[config_key]
     dispatcher = Dispatcher(db=app[db_key], renderer=app[renderer_key], routes=app[routes_key],
@@ -63,11 +89,14 @@ async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
                                          cfg.wecom.app.corp_id),
                    replay_window_s=cfg.wecom.replay_window_s, clock=app[clock_key],
                    db=app[db_key], dispatcher=dispatcher, renderer=app[renderer_key],
-                   late_reply=_log_late_reply)
+                   late_reply=functools.partial(_late_reply, app))
     app[door_key] = door
     yield
     await door.drain()
 
 
-async def _log_late_reply(msg: Incoming, text: str) -> None:
-    log.warning("late reply for %s not delivered: no push path configured", msg.user_id)
+async def _late_reply(app: web.Application, msg: Incoming, text: str) -> None:
+    """A reply that missed WeCom's 5 s goes out as a push instead."""
+    await app[db_key].run(enqueue_text, key=f"late:{msg.dedupe_key}", to=msg.user_id,
+                          text=text, now=app[clock_key].now())
+    app[sender_key].wake()

@@ -49,6 +49,12 @@ class WecomConfig:
     api_base_url: str = DEFAULT_API_BASE_URL
     replay_window_s: int = 300
     app: AppConfig = field(default_factory=AppConfig)
+    webhooks: dict[str, str] = field(default_factory=dict)  # group name -> webhook key
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    data_dir: str = "data"  # photos and exports live under here
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,7 @@ class SchedulerConfig:
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
     wecom: WecomConfig = field(default_factory=WecomConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
 
@@ -112,7 +119,12 @@ def _build(cls: type, raw: Any, prefix: str, env: dict[str, str]) -> Any:
     return cls(**values)
 
 
-def _coerce(value: Any, kind: type, name: str, *, from_env: bool) -> Any:
+def _coerce(value: Any, kind: Any, name: str, *, from_env: bool) -> Any:
+    if kind == dict[str, str]:
+        if from_env or not isinstance(value, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) and v for k, v in value.items()):
+            raise ConfigError(f"[{name}] must be a table of names to non-empty strings")
+        return dict(value)
     if kind is int:
         if from_env:
             try:

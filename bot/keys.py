@@ -7,7 +7,9 @@ from bot.config import Config
 from bot.db import Database
 from bot.dispatcher import Dispatcher
 from bot.render import Renderer
+from bot.outbox_sender import OutboxSender
 from bot.router import Routes
+from bot.wecom_api import WeComAPI
 
 config_key = web.AppKey("config", Config)
 clock_key = web.AppKey("clock", Clock)
@@ -16,3 +18,5 @@ renderer_key = web.AppKey("renderer", Renderer)
 dispatcher_key = web.AppKey("dispatcher", Dispatcher)
 door_key = web.AppKey("app_door", AppDoor)
 routes_key = web.AppKey("routes", Routes)
+api_key = web.AppKey("wecom_api", WeComAPI)
+sender_key = web.AppKey("outbox_sender", OutboxSender)

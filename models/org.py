@@ -117,3 +117,18 @@ def add_role(*, session: Session, person_id: int, role: str) -> None:
                                                    PersonRole.role == role)).first()
     if exists is None:
         session.add(PersonRole(person_id=person_id, role=role))
+
+
+def admins_for(*, session: Session, userid: str) -> tuple[Person | None, list[str]]:
+    """The person behind ``userid`` and the admins nearest to their unit (up the chain)."""
+    person = session.exec(select(Person).where(Person.userid == userid)).first()
+    if person is None:
+        return None, []
+    for unit in unit_chain(session=session, unit_id=person.unit_id):
+        admins = session.exec(
+            select(Person.userid).join(PersonRole, PersonRole.person_id == Person.id)
+            .where(Person.unit_id == unit.id, PersonRole.role == Role.ADMIN,
+                   Person.userid.is_not(None), Person.userid != userid)).all()
+        if admins:
+            return person, sorted(admins)
+    return person, []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import AsyncIterator, Iterator
 
@@ -16,10 +16,11 @@ from sqlalchemy.engine import make_url
 
 from bot.app import APP_CALLBACK_PATH, create_app
 from bot.clock import Clock
-from bot.config import AppConfig, Config, DatabaseConfig, WecomConfig
+from bot.config import AppConfig, Config, DatabaseConfig, StorageConfig, WecomConfig
 from bot.crypto import CallbackCrypto
 from bot.db import Database, engine_url
 from bot.sandbox.demo import seed_demo
+from bot.sandbox.fake_api import FakeWeCom
 from bot.sandbox.sender import AppCallbackSender
 from models.migrate import upgrade
 
@@ -27,6 +28,7 @@ PG_ENV = "SAFEBOT_TEST_POSTGRES_URL"
 CORP_ID = "wwtestcorp0000001"
 AGENT_ID = 1000002
 TOKEN = "testtoken"
+SECRET = "testsecret"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 BACKENDS = ["sqlite"] + (["postgres"] if os.environ.get(PG_ENV) else [])
 
@@ -93,8 +95,9 @@ def demo(db: Database) -> Database:
 
 
 def make_config(database_url: str, **wecom: object) -> Config:
-    app = AppConfig(corp_id=CORP_ID, agent_id=AGENT_ID, secret="testsecret", token=TOKEN,
+    app = AppConfig(corp_id=CORP_ID, agent_id=AGENT_ID, secret=SECRET, token=TOKEN,
                     encoding_aes_key=AES_KEY)
+    wecom.setdefault("webhooks", {"cd-sy": "wh-key-1"})
     return Config(database=DatabaseConfig(url=database_url), wecom=WecomConfig(app=app, **wecom))
 
 
@@ -120,7 +123,23 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def start_service(demo: Database, database_url: str, clock: Clock):
+async def fake_wecom(clock: Clock) -> AsyncIterator[FakeWeCom]:
+    """WeCom's API on a random 127.0.0.1 port; ``fake_wecom.url`` is its base URL."""
+    from aiohttp import web
+    fake = FakeWeCom(corp_id=CORP_ID, secret=SECRET, clock=clock,
+                     webhook_keys={"wh-key-1"})
+    app = web.Application()
+    app.router.add_routes(fake.routes())
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    fake.url = str(server.make_url("")).rstrip("/")
+    yield fake
+    await server.close()
+
+
+@pytest.fixture
+async def start_service(demo: Database, database_url: str, clock: Clock,
+                        fake_wecom: FakeWeCom, tmp_path: Path):
     """Start the real service on a random port; returns a ``Service`` (closed after the test).
 
     Keyword arguments: ``crypto``/``config`` to change credentials, ``routers`` to add test
@@ -131,7 +150,8 @@ async def start_service(demo: Database, database_url: str, clock: Clock):
     async def start(*, config: Config | None = None, crypto: CallbackCrypto | None = None,
                     routers=None) -> Service:
         from handlers import ROUTERS
-        cfg = config or make_config(database_url)
+        cfg = config or make_config(database_url, api_base_url=fake_wecom.url)
+        cfg = replace(cfg, storage=StorageConfig(data_dir=str(tmp_path / "data")))
         app = create_app(cfg, clock=clock, routers=(*(routers or ()), *ROUTERS))
         server = TestServer(app, host="127.0.0.1")
         await server.start_server()

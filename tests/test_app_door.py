@@ -20,11 +20,11 @@ VECTORS = json.loads((Path(__file__).parent / "wecom_official_sample.json").read
 
 
 @pytest.fixture
-async def official(start_service, database_url):
+async def official(start_service, database_url, fake_wecom):
     """The service configured with the documentation's sample credentials (2014 timestamps)."""
     app = AppConfig(corp_id=VECTORS["receive_id"], agent_id=218, secret="s",
                     token=VECTORS["token"], encoding_aes_key=VECTORS["encoding_aes_key"])
-    cfg = make_config(database_url, replay_window_s=0)
+    cfg = make_config(database_url, replay_window_s=0, api_base_url=fake_wecom.url)
     cfg = replace(cfg, wecom=replace(cfg.wecom, app=app))
     return await start_service(config=cfg)
 

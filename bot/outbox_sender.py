@@ -1,0 +1,156 @@
+"""The one dispatcher that drains the outbox into WeCom.
+
+It claims due rows under a lease, sends them in small concurrent chunks, and marks each chunk
+under the lease as soon as it is back, so the window "sent but not yet marked" is one round
+trip; app messages carry ``enable_duplicate_check`` so a row re-sent after a crash in that
+window reaches nobody twice. Transient errors back off exponentially (45009: a minute); a
+permanent one is recorded with its reason. With nothing due it sleeps until the next row is due
+or something is enqueued: never a busy loop.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlmodel import Session
+
+from bot.clock import Clock
+from bot.db import Database
+from bot.render import Renderer
+from bot.wecom_api import RATE_LIMITED, WeComAPI, WeComError, WeComUnavailable
+from models import org, outbox
+
+log = logging.getLogger(__name__)
+UNREACHABLE_CODES = {81013}            # every recipient invalid: nobody got it
+GIVE_UP_AFTER = timedelta(hours=48)    # transient failures for this long become permanent
+MAX_BACKOFF = timedelta(minutes=5)
+
+
+@dataclass
+class Outcome:
+    row: outbox.Claimed
+    status: str                                   # sent | retry | failed
+    result: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    delay: timedelta = timedelta(0)
+    unreachable: str = ""                         # why the recipient cannot be reached
+
+
+class OutboxSender:
+    def __init__(self, *, db: Database, api: WeComAPI, clock: Clock, renderer: Renderer,
+                 webhooks: dict[str, str], batch: int = 200, concurrency: int = 32,
+                 idle_s: float = 1.0) -> None:
+        self.db, self.api, self.clock, self.renderer = db, api, clock, renderer
+        self.webhooks, self.batch, self.concurrency, self.idle_s = webhooks, batch, concurrency, idle_s
+        self.owner = f"sender-{uuid.uuid4().hex[:12]}"
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Something was enqueued: look now instead of at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                sent = await self.drain_once()
+            except Exception:  # the database or WeCom is down: keep trying, slowly
+                log.exception("outbox dispatch failed; retrying")
+                sent = 0
+            if not sent:
+                await self._sleep()
+
+    async def _sleep(self) -> None:
+        delay = self.idle_s
+        try:
+            due = await self.db.run(outbox.next_due)
+        except Exception:
+            due = None
+        if due is not None:
+            delay = min(max((due - self.clock.now()).total_seconds(), 0.2), self.idle_s)
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), delay)
+        except asyncio.TimeoutError:
+            pass
+
+    async def drain_once(self) -> int:
+        """Claim one batch, send it, record the results; the number of rows claimed."""
+        claimed = await self.db.run(outbox.claim, owner=self.owner, now=self.clock.now(),
+                                    limit=self.batch)
+        for start in range(0, len(claimed), self.concurrency):
+            chunk = claimed[start:start + self.concurrency]
+            outcomes = await asyncio.gather(*(self._send(row) for row in chunk))
+            await self.db.run(self._record, outcomes=outcomes)
+        return len(claimed)
+
+    async def _send(self, row: outbox.Claimed) -> Outcome:
+        try:
+            if row.channel == "webhook":
+                return await self._send_webhook(row)
+            sent = await self.api.send_message(
+                {"touser": row.recipient, "msgtype": row.msgtype, row.msgtype: row.payload})
+        except WeComError as exc:
+            return self._failure(row, exc)
+        except WeComUnavailable as exc:
+            return self._transient(row, str(exc))
+        result = {"msgid": sent.msgid, "invaliduser": list(sent.invalid_users),
+                  "unlicenseduser": list(sent.unlicensed_users),
+                  "response_code": sent.response_code}
+        reason = ("invaliduser" if row.recipient in sent.invalid_users else
+                  "unlicenseduser" if row.recipient in sent.unlicensed_users else "")
+        return Outcome(row, "sent", result, unreachable=reason)
+
+    async def _send_webhook(self, row: outbox.Claimed) -> Outcome:
+        key = self.webhooks.get(row.recipient)
+        if key is None:
+            return Outcome(row, "failed", error=f"no webhook named {row.recipient!r} configured")
+        await self.api.webhook_send(key, {"msgtype": row.msgtype, row.msgtype: row.payload})
+        return Outcome(row, "sent")
+
+    def _failure(self, row: outbox.Claimed, exc: WeComError) -> Outcome:
+        if exc.errcode in UNREACHABLE_CODES:
+            return Outcome(row, "failed", error=str(exc), unreachable=f"errcode {exc.errcode}")
+        if exc.errcode == RATE_LIMITED:
+            return Outcome(row, "retry", error=str(exc), delay=timedelta(minutes=1))
+        if exc.transient:
+            return self._transient(row, str(exc))
+        return Outcome(row, "failed", error=str(exc))
+
+    def _transient(self, row: outbox.Claimed, error: str) -> Outcome:
+        if self.clock.now() - row.created_at > GIVE_UP_AFTER:
+            return Outcome(row, "failed", error=f"gave up after {GIVE_UP_AFTER}: {error}")
+        delay = min(timedelta(seconds=5 * 2 ** min(row.attempts - 1, 10)), MAX_BACKOFF)
+        return Outcome(row, "retry", error=error, delay=delay)
+
+    def _record(self, *, session: Session, outcomes: list[Outcome]) -> None:
+        now = self.clock.now()
+        for o in outcomes:
+            if o.status == "sent":
+                outbox.mark_sent(session=session, row_id=o.row.id, owner=self.owner, now=now,
+                                 result=o.result)
+            elif o.status == "retry":
+                outbox.mark_retry(session=session, row_id=o.row.id, owner=self.owner, now=now,
+                                  error=o.error, delay=o.delay)
+            else:
+                log.warning("push %s failed for good: %s", o.row.key, o.error)
+                outbox.mark_failed(session=session, row_id=o.row.id, owner=self.owner, now=now,
+                                   error=o.error, result=o.result)
+            if o.unreachable:
+                self._flag_unreachable(session, o.row.recipient, o.unreachable, now)
+
+    def _flag_unreachable(self, session: Session, userid: str, reason: str, now) -> None:
+        """Tell the person's admins at once, not when an escalation needs them."""
+        person, admins = org.admins_for(session=session, userid=userid)
+        if person is None:
+            return
+        content = self.renderer.render("outbox/unreachable.txt.j2", name=person.name,
+                                       userid=userid, reason=reason)
+        day = now.date().isoformat()
+        for admin in admins:
+            outbox.enqueue(session=session, key=f"unreachable:{userid}:{admin}:{day}",
+                           recipient=admin, msgtype="text", payload={"content": content},
+                           now=now, urgent=True)

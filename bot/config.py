@@ -143,7 +143,7 @@ def _validate(cfg: Config, *, require_app: bool) -> None:
     if not 0 < cfg.server.port < 65536:
         raise ConfigError(f"server.port must be 1..65535, got {cfg.server.port}")
     url = cfg.database.url
-    if not (url.startswith("sqlite:///") or url.startswith(("postgresql://", "postgres://"))):
+    if not url.startswith(("sqlite:///", "postgresql://", "postgres://", "postgresql+psycopg://")):
         raise ConfigError("database.url must start with sqlite:/// or postgresql://, "
                           f"got {url!r}")
     if not cfg.wecom.api_base_url.startswith(("http://", "https://")):

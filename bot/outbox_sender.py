@@ -102,7 +102,10 @@ class OutboxSender:
                   "response_code": sent.response_code}
         reason = ("invaliduser" if row.recipient in sent.invalid_users else
                   "unlicenseduser" if row.recipient in sent.unlicensed_users else "")
-        return Outcome(row, "sent", result, unreachable=reason)
+        if reason:  # WeCom accepted the call but this person will not see it
+            return Outcome(row, "failed", result, error=f"recipient unreachable: {reason}",
+                           unreachable=reason)
+        return Outcome(row, "sent", result)
 
     async def _send_webhook(self, row: outbox.Claimed) -> Outcome:
         key = self.webhooks.get(row.recipient)

@@ -55,7 +55,7 @@ def create_invites(*, session: Session, unit_id: int, role: str, count: int = 1,
                    now: datetime) -> list[InviteCode]:
     invites = []
     for _ in range(count):
-        code = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
+        code = _new_code(session)
         invite = InviteCode(code=code, unit_id=unit_id, role=role, person_id=person_id,
                             name=name, created_at=now,
                             expires_at=now + timedelta(days=valid_days))
@@ -63,6 +63,14 @@ def create_invites(*, session: Session, unit_id: int, role: str, count: int = 1,
         invites.append(invite)
     session.flush()
     return invites
+
+
+def _new_code(session: Session) -> str:
+    """A code not in use: 31^8 ≈ 8.5e11 codes make a clash rare, not impossible."""
+    while True:
+        code = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
+        if session.get(InviteCode, code) is None:
+            return code
 
 
 def redeem_invite(*, session: Session, code: str, userid: str, now: datetime) -> BindResult:

@@ -21,6 +21,9 @@ PENDING, SENT, FAILED = "pending", "sent", "failed"
 LIMITS = {"app": ((timedelta(minutes=1), 30), (timedelta(hours=1), 1000)),
           "webhook": ((timedelta(minutes=1), 20),)}
 CLAIM_LOCK = 0x5AFEB07  # advisory lock id: one claimer at a time across instances
+# Our windows are a second longer than WeCom's: its clock is not ours, and a message sent
+# exactly as the oldest one leaves the window may still count against it there.
+SAFETY_MARGIN = timedelta(seconds=1)
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -93,7 +96,7 @@ def claim(*, session: Session, owner: str, now: datetime, limit: int,
     claimed: list[Claimed] = []
     for row in rows:
         target = (row.channel, row.recipient)
-        left, frees_at = budgets.get(target, (_cap(row.channel), now))
+        left, frees_at = budgets[target]
         if left <= 0:
             row.next_attempt_at = frees_at
             continue
@@ -113,10 +116,11 @@ def _cap(channel: str) -> int:
 def _budgets(session: Session, rows: list[OutboxMessage],
              now: datetime) -> dict[tuple[str, str], tuple[int, datetime]]:
     """(channel, recipient) -> (sends left now, when the tightest full window frees)."""
-    budgets: dict[tuple[str, str], tuple[int, datetime]] = {}
+    budgets = {(r.channel, r.recipient): (_cap(r.channel), now) for r in rows}
     for channel in {r.channel for r in rows}:
         recipients = {r.recipient for r in rows if r.channel == channel}
-        for window, cap in LIMITS.get(channel, ()):
+        for wecom_window, cap in LIMITS.get(channel, ()):
+            window = wecom_window + SAFETY_MARGIN
             counts = session.exec(
                 select(OutboxMessage.recipient, func.count(), func.min(OutboxMessage.dispatched_at))
                 .where(OutboxMessage.channel == channel,
@@ -126,7 +130,7 @@ def _budgets(session: Session, rows: list[OutboxMessage],
             for recipient, count, oldest in counts:
                 left = cap - count
                 frees = as_utc(oldest) + window if left <= 0 else now
-                prev_left, prev_frees = budgets.get((channel, recipient), (cap, now))
+                prev_left, prev_frees = budgets[(channel, recipient)]
                 budgets[(channel, recipient)] = (min(prev_left, left), max(prev_frees, frees))
     return budgets
 

@@ -173,7 +173,7 @@ class FakeWeCom:
         invalid = [u for u in users if self.known_users is not None and u not in self.known_users]
         unlicensed = [u for u in users if u in self.unlicensed]
         valid = [u for u in users if u not in invalid and u not in unlicensed]
-        if not valid:
+        if not valid and not unlicensed:
             return web.json_response({"errcode": 81013, "errmsg": "user & party & tag all invalid",
                                       "invaliduser": "|".join(invalid)})
         content = json.dumps(body[msgtype], sort_keys=True, ensure_ascii=False)

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
+from pathlib import Path
 from typing import AsyncIterator, Sequence
 
 import aiohttp
@@ -17,8 +17,9 @@ from bot.crypto import CallbackCrypto
 from bot.db import Database
 from bot.dispatcher import Dispatcher
 from bot.keys import (api_key, clock_key, config_key, db_key, dispatcher_key, door_key,
-                      renderer_key, routes_key, sender_key)
+                      photos_key, renderer_key, routes_key, sender_key)
 from bot.outbox_sender import OutboxSender
+from bot.photos import PhotoFetcher
 from bot.pushes import enqueue_text
 from bot.wecom_api import WeComAPI
 from bot.messages import Incoming
@@ -72,18 +73,22 @@ async def _wecom(app: web.Application) -> AsyncIterator[None]:
                        clock=app[clock_key])
         sender = OutboxSender(db=app[db_key], api=api, clock=app[clock_key],
                               renderer=app[renderer_key], webhooks=cfg.wecom.webhooks)
-        app[api_key], app[sender_key] = api, sender
-        task = asyncio.create_task(sender.run(), name="outbox-sender")
+        photos = PhotoFetcher(db=app[db_key], api=api, clock=app[clock_key],
+                              data_dir=Path(cfg.storage.data_dir))
+        app[api_key], app[sender_key], app[photos_key] = api, sender, photos
+        tasks = [asyncio.create_task(sender.run(), name="outbox-sender"),
+                 asyncio.create_task(photos.run(), name="photo-fetcher")]
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
     cfg = app[config_key]
     dispatcher = Dispatcher(db=app[db_key], renderer=app[renderer_key], routes=app[routes_key],
-                            clock=app[clock_key], tz=cfg.tz)
+                            clock=app[clock_key], tz=cfg.tz,
+                            photos_registered=app[photos_key].wake)
     app[dispatcher_key] = dispatcher
     door = AppDoor(crypto=CallbackCrypto(cfg.wecom.app.token, cfg.wecom.app.encoding_aes_key,
                                          cfg.wecom.app.corp_id),

@@ -49,6 +49,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--person", default="", help="bind to an imported person: mobile number")
     p.add_argument("--count", type=int, default=1, help="how many codes (default 1)")
     p.add_argument("--days", type=int, default=7, help="days the codes stay valid (default 7)")
+    p = command("outbox", _outbox, "list pending and failed pushes, or retry a failed one")
+    p.add_argument("action", nargs="?", choices=["list", "retry"], default="list")
+    p.add_argument("id", nargs="?", type=int, help="the push to retry")
+    p.add_argument("--all", action="store_true", help="list sent pushes too")
     return parser
 
 
@@ -123,4 +127,32 @@ def _invite(args: argparse.Namespace) -> int:
         db.close()
     for code in codes:
         print(code)
+    return 0
+
+
+def _outbox(args: argparse.Namespace) -> int:
+    from bot.clock import Clock
+    from bot.db import Database
+    from bot.render import Renderer
+    from models import outbox
+    from models.migrate import upgrade
+
+    renderer = Renderer()
+    db = Database(_offline_config(args).database.url)
+    try:
+        upgrade(db.engine)
+        if args.action == "retry":
+            if args.id is None:
+                print(renderer.render("cli/outbox_retry.txt.j2", outcome="missing_id"),
+                      file=sys.stderr)
+                return 2
+            ok = db.call(outbox.requeue, row_id=args.id, now=Clock().now())
+            print(renderer.render("cli/outbox_retry.txt.j2", outcome="ok" if ok else "not_failed",
+                                  id=args.id), file=sys.stdout if ok else sys.stderr)
+            return 0 if ok else 1
+        statuses = (outbox.PENDING, outbox.FAILED) + ((outbox.SENT,) if args.all else ())
+        rows = db.call(outbox.listing, statuses=statuses)
+    finally:
+        db.close()
+    print(renderer.render("cli/outbox_list.txt.j2", rows=rows))
     return 0

@@ -70,6 +70,7 @@ class Ctx:
     identity: Identity | None
     conversation: ConversationHandle
     args: str = ""           # the text after the command word
+    photo_ids: tuple[int, ...] = ()  # photos that came with this message (models.photo)
     services: dict[str, Any] = field(default_factory=dict)
 
     @property

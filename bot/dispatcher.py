@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
@@ -21,7 +21,7 @@ from bot.locks import KeyedLocks
 from bot.messages import Incoming, Reply
 from bot.render import Renderer, split_pages
 from bot.router import Handler, Routes
-from models import conversation, org
+from models import conversation, org, photo
 
 log = logging.getLogger(__name__)
 MAX_TEXT_CHARS = 2000
@@ -42,13 +42,20 @@ def _begin_turn(*, session: Session, userid: str, key: str,
 
 class Dispatcher:
     def __init__(self, *, db: Database, renderer: Renderer, routes: Routes, clock: Clock,
-                 tz: ZoneInfo, services: dict[str, Any] | None = None) -> None:
+                 tz: ZoneInfo, services: dict[str, Any] | None = None,
+                 photos_registered: Callable[[], None] = lambda: None) -> None:
         self.db, self.renderer, self.routes, self.clock, self.tz = db, renderer, routes, clock, tz
         self.services = services if services is not None else {}
+        self.photos_registered = photos_registered
         self.locks = KeyedLocks()
 
     async def handle(self, msg: Incoming) -> Turn:
         key = msg.user_id if msg.chat_type == "single" else f"{msg.user_id}@{msg.chat_id}"
+        photo_ids: list[int] = []
+        if msg.media_ids:  # fetched in the background; handlers get the rows' ids at once
+            photo_ids = await self.db.run(photo.register, media_ids=msg.media_ids,
+                                          userid=msg.user_id, now=self.clock.now())
+            self.photos_registered()
         async with self.locks.hold(key):
             now = self.clock.now()
             identity, snapshot = await self.db.run(_begin_turn, userid=msg.user_id, key=key,
@@ -56,7 +63,7 @@ class Dispatcher:
             handle = ConversationHandle(snapshot)
             ctx = Ctx(db=self.db, renderer=self.renderer, routes=self.routes, now=now,
                       tz=self.tz, identity=identity, conversation=handle,
-                      services=self.services)
+                      services=self.services, photo_ids=tuple(photo_ids))
             reply = await self._route(msg, ctx)
             text = self._paginate(reply, handle)
             if handle.changed:

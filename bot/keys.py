@@ -8,6 +8,7 @@ from bot.db import Database
 from bot.dispatcher import Dispatcher
 from bot.render import Renderer
 from bot.outbox_sender import OutboxSender
+from bot.photos import PhotoFetcher
 from bot.router import Routes
 from bot.wecom_api import WeComAPI
 
@@ -20,3 +21,4 @@ door_key = web.AppKey("app_door", AppDoor)
 routes_key = web.AppKey("routes", Routes)
 api_key = web.AppKey("wecom_api", WeComAPI)
 sender_key = web.AppKey("outbox_sender", OutboxSender)
+photos_key = web.AppKey("photo_fetcher", PhotoFetcher)

@@ -42,10 +42,10 @@ class Outcome:
 
 class OutboxSender:
     def __init__(self, *, db: Database, api: WeComAPI, clock: Clock, renderer: Renderer,
-                 webhooks: dict[str, str], batch: int = 200, concurrency: int = 32,
+                 webhooks: dict[str, str], batch: int = 200, chunk: int = 25,
                  idle_s: float = 1.0) -> None:
         self.db, self.api, self.clock, self.renderer = db, api, clock, renderer
-        self.webhooks, self.batch, self.concurrency, self.idle_s = webhooks, batch, concurrency, idle_s
+        self.webhooks, self.batch, self.chunk, self.idle_s = webhooks, batch, chunk, idle_s
         self.owner = f"sender-{uuid.uuid4().hex[:12]}"
         self._wake = asyncio.Event()
 
@@ -81,11 +81,14 @@ class OutboxSender:
         """Claim one batch, send it, record the results; the number of rows claimed."""
         claimed = await self.db.run(outbox.claim, owner=self.owner, now=self.clock.now(),
                                     limit=self.batch)
-        for start in range(0, len(claimed), self.concurrency):
-            chunk = claimed[start:start + self.concurrency]
-            outcomes = await asyncio.gather(*(self._send(row) for row in chunk))
-            await self.db.run(self._record, outcomes=outcomes)
+        chunks = [claimed[i:i + self.chunk] for i in range(0, len(claimed), self.chunk)]
+        await asyncio.gather(*(self._send_chunk(chunk) for chunk in chunks))
         return len(claimed)
+
+    async def _send_chunk(self, chunk: list[outbox.Claimed]) -> None:
+        """Send a few rows at once and mark them as soon as they are back."""
+        outcomes = await asyncio.gather(*(self._send(row) for row in chunk))
+        await self.db.run(self._record, outcomes=outcomes)
 
     async def _send(self, row: outbox.Claimed) -> Outcome:
         try:

@@ -237,3 +237,26 @@ async def test_the_dispatcher_sleeps_when_idle_and_wakes_on_enqueue(sender, demo
     task.cancel()
     assert calls_idle == 0
     assert rows(demo)[0].status == outbox.SENT
+
+
+async def test_three_dispatchers_one_killed_deliver_everything_once(demo, api, clock, fake_wecom):
+    for i in range(600):
+        push(demo, f"many{i}", to=f"member-{i % 300}", text=f"提醒{i}", now=clock.now())
+    senders = [OutboxSender(db=demo, api=api, clock=clock, renderer=Renderer(), webhooks={},
+                            batch=50, chunk=10) for _ in range(3)]
+
+    async def drain(sender):
+        while await sender.drain_once():
+            await asyncio.sleep(0)
+
+    doomed = asyncio.create_task(drain(senders[0]))
+    await asyncio.sleep(0.05)
+    doomed.cancel()  # killed mid-run: its leased rows wait for the lease to expire
+    await asyncio.gather(doomed, return_exceptions=True)
+    await asyncio.gather(drain(senders[1]), drain(senders[2]))
+    clock.advance(seconds=61)
+    await asyncio.gather(drain(senders[1]), drain(senders[2]))
+    assert all(r.status == outbox.SENT for r in rows(demo))
+    delivered = Counter(p.body["content"] for p in fake_wecom.pushes
+                        if not (p.dropped or p.duplicate))
+    assert delivered == Counter(f"提醒{i}" for i in range(600))

@@ -129,6 +129,14 @@ class FakeWeCom:
             return {"errcode": 42001, "errmsg": "access_token expired"}
         return None
 
+    @staticmethod
+    async def _json_body(request: web.Request) -> dict[str, Any] | None:
+        try:
+            body = await request.json()
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
+
     def _record(self, push: Push) -> Push:
         self.pushes.append(push)
         for event in self._waiters:
@@ -164,7 +172,9 @@ class FakeWeCom:
         error = await self._gate(request)
         if error:
             return web.json_response(error)
-        body = await request.json()
+        body = await self._json_body(request)
+        if body is None:
+            return web.json_response({"errcode": 47001, "errmsg": "data format error"})
         users = [u for u in str(body.get("touser", "")).split("|") if u]
         msgtype = body.get("msgtype", "")
         if not users or msgtype not in body:
@@ -201,7 +211,9 @@ class FakeWeCom:
         error = await self._gate(request)
         if error:
             return web.json_response(error)
-        body = await request.json()
+        body = await self._json_body(request)
+        if body is None:
+            return web.json_response({"errcode": 47001, "errmsg": "data format error"})
         code = body.get("response_code", "")
         cards = [p for p in self.pushes if p.response_code and p.response_code == code]
         if not cards or any(p.updated is not None for p in cards):
@@ -249,7 +261,9 @@ class FakeWeCom:
             return web.json_response({"errcode": 93000, "errmsg": "invalid webhook url"})
         if self._over_limit("webhook:" + key, (WEBHOOK_LIMIT,)):
             return web.json_response({"errcode": 45009, "errmsg": "api freq out of limit"})
-        body = await request.json()
+        body = await self._json_body(request)
+        if body is None:
+            return web.json_response({"errcode": 47001, "errmsg": "data format error"})
         msgtype = body.get("msgtype", "")
         self._record(Push(next(self._ids), "webhook:" + key, msgtype, body.get(msgtype, {}),
                           self._now()))

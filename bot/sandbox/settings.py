@@ -9,6 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from bot.config import AppConfig, Config
+from bot.sandbox.demo import UNITS
+from models.org import UnitKind
 
 CORP_ID = "wwsandbox0000001"
 AGENT_ID = 1000002
@@ -17,6 +19,8 @@ TOKEN = "sandboxtoken"
 ENCODING_AES_KEY = "c2FmZWJvdC1zYW5kYm94LWxvY2FsLW9ubHkta2V5ISE"  # 43 chars, 32 bytes
 HOST = "127.0.0.1"
 DB_FILE = "safebot.db"
+WEBHOOK_KEY_PREFIX = "sandbox-"
+WEBHOOK_KINDS = (UnitKind.SCHOOL, UnitKind.KINDERGARTEN)
 
 
 def sandbox_app_config() -> AppConfig:
@@ -24,18 +28,26 @@ def sandbox_app_config() -> AppConfig:
                      encoding_aes_key=ENCODING_AES_KEY)
 
 
+def sandbox_webhooks() -> dict[str, str]:
+    """One group webhook per demo school or kindergarten: name = unit code, key = sandbox-CODE."""
+    return {code: WEBHOOK_KEY_PREFIX + code for code, _name, kind, _parent in UNITS
+            if kind in WEBHOOK_KINDS}
+
+
 def sandbox_config(base: Config, *, port: int, data_dir: Path) -> Config:
     """``base`` with the sandbox's server, database and WeCom settings put over it.
 
     The database is always ``DATA_DIR/safebot.db``, whatever ``base`` says, so the sandbox can
-    never write to a real database by accident.
+    never write to a real database by accident; likewise the group webhooks are the demo ones,
+    never the file's real keys.
     """
     db_path = (data_dir / DB_FILE).resolve()
     return replace(
         base,
         server=replace(base.server, host=HOST, port=port),
         database=replace(base.database, url=f"sqlite:///{db_path.as_posix()}"),
-        wecom=replace(base.wecom, api_base_url=f"http://{HOST}:{port}", app=sandbox_app_config()),
+        wecom=replace(base.wecom, api_base_url=f"http://{HOST}:{port}", app=sandbox_app_config(),
+                      webhooks=sandbox_webhooks()),
     )
 
 

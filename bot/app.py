@@ -26,6 +26,9 @@ from bot.messages import Incoming
 from bot.render import Renderer
 from bot.router import Router, Routes
 from handlers import ROUTERS
+from bot.workcal import load_calendar
+from handlers.hazard_common import Notices
+from models.checklist import load_checklists
 from models.migrate import upgrade
 
 log = logging.getLogger(__name__)
@@ -38,7 +41,7 @@ def create_app(cfg: Config, *, clock: Clock | None = None,
     app[routes_key] = Routes(routers)
     app[config_key] = cfg
     app[clock_key] = clock or Clock()
-    app[renderer_key] = Renderer()
+    app[renderer_key] = Renderer(cfg.tz)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_wecom)
     app.cleanup_ctx.append(_dispatcher)
@@ -88,7 +91,9 @@ async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
     cfg = app[config_key]
     dispatcher = Dispatcher(db=app[db_key], renderer=app[renderer_key], routes=app[routes_key],
                             clock=app[clock_key], tz=cfg.tz,
-                            photos_registered=app[photos_key].wake)
+                            services=_services(app),
+                            photos_registered=app[photos_key].wake,
+                            turn_done=app[sender_key].wake)
     app[dispatcher_key] = dispatcher
     door = AppDoor(crypto=CallbackCrypto(cfg.wecom.app.token, cfg.wecom.app.encoding_aes_key,
                                          cfg.wecom.app.corp_id),
@@ -98,6 +103,14 @@ async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
     app[door_key] = door
     yield
     await door.drain()
+
+
+def _services(app: web.Application) -> dict[str, object]:
+    """What handlers need besides the database: data loaded once at start-up (a broken
+    checklist or holiday file stops the start with its message) and the push composer."""
+    checklists = load_checklists()
+    return {"checklists": checklists, "areas": {c.key: c.name for c in checklists.all()},
+            "calendar": load_calendar(), "notices": Notices(app[renderer_key])}
 
 
 async def _late_reply(app: web.Application, msg: Incoming, text: str) -> None:

@@ -14,11 +14,11 @@ from typing import Awaitable, Callable
 
 from aiohttp import web
 
-from bot.app_xml import BadXml, parse_callback, text_reply
+from bot.app_xml import BadXml, parse_callback, text_reply, update_button_reply
 from bot.clock import Clock
 from bot.crypto import CallbackCrypto, CryptoError, extract_encrypt
 from bot.db import Database
-from bot.dispatcher import Dispatcher
+from bot.dispatcher import Dispatcher, Turn
 from bot.messages import Incoming
 from bot.render import Renderer
 from models import dedupe
@@ -84,26 +84,31 @@ class AppDoor:
         if not await self.db.run(dedupe.first_time, key="app:" + msg.dedupe_key,
                                  now=self.clock.now()):
             return web.Response()  # WeCom's retry of something already handled
-        text = await self._answer(msg)
-        if not text:
+        turn = await self._answer(msg)
+        if turn.button:
+            plain = update_button_reply(to_user=msg.user_id, from_user=self.crypto.receive_id,
+                                        replace_name=turn.button)
+        elif turn.text:
+            plain = text_reply(to_user=msg.user_id, from_user=self.crypto.receive_id,
+                               content=turn.text)
+        else:
             return web.Response()
-        plain = text_reply(to_user=msg.user_id, from_user=self.crypto.receive_id, content=text)
         return web.Response(text=self.crypto.encrypted_reply(plain, nonce),
                             content_type="application/xml")
 
-    async def _answer(self, msg: Incoming) -> str | None:
-        """The reply text, or a "working on it" note if the handler outlives the budget."""
+    async def _answer(self, msg: Incoming) -> Turn:
+        """The reply, or a "working on it" note if the handler outlives the budget."""
         task = asyncio.create_task(self.dispatcher.handle(msg))
         try:
             turn = await asyncio.wait_for(asyncio.shield(task), REPLY_BUDGET_S)
         except asyncio.TimeoutError:
             self._background.add(task)
             task.add_done_callback(self._finish_late(msg))
-            return self.renderer.render("common/working.txt.j2")
+            return Turn(self.renderer.render("common/working.txt.j2"))
         except Exception:
             log.exception("handler failed for a %s message", msg.kind)
-            return self.renderer.render("common/error.txt.j2")
-        return turn.text
+            return Turn(self.renderer.render("common/error.txt.j2"))
+        return turn
 
     def _finish_late(self, msg: Incoming) -> Callable[[asyncio.Task], None]:
         def done(task: asyncio.Task) -> None:

@@ -118,3 +118,12 @@ def text_reply(*, to_user: str, from_user: str, content: str) -> str:
             f"<FromUserName>{cdata(from_user)}</FromUserName>"
             f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
             f"<Content>{cdata(content)}</Content></xml>")
+
+
+def update_button_reply(*, to_user: str, from_user: str, replace_name: str) -> str:
+    """The passive answer to a card click: grey its buttons out with ``replace_name``."""
+    return (f"<xml><ToUserName>{cdata(to_user)}</ToUserName>"
+            f"<FromUserName>{cdata(from_user)}</FromUserName>"
+            f"<CreateTime>{int(time.time())}</CreateTime>"
+            f"<MsgType><![CDATA[update_button]]></MsgType>"
+            f"<Button><ReplaceName>{cdata(replace_name)}</ReplaceName></Button></xml>")

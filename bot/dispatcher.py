@@ -29,9 +29,11 @@ MAX_TEXT_CHARS = 2000
 
 @dataclass(frozen=True)
 class Turn:
-    """What the sender sees for one message: the text of a passive reply, or nothing."""
+    """What the sender sees for one message: the text of a passive reply, a card's new button
+    text, or nothing."""
 
     text: str | None
+    button: str | None = None
 
 
 def _begin_turn(*, session: Session, userid: str, key: str,
@@ -43,10 +45,12 @@ def _begin_turn(*, session: Session, userid: str, key: str,
 class Dispatcher:
     def __init__(self, *, db: Database, renderer: Renderer, routes: Routes, clock: Clock,
                  tz: ZoneInfo, services: dict[str, Any] | None = None,
-                 photos_registered: Callable[[], None] = lambda: None) -> None:
+                 photos_registered: Callable[[], None] = lambda: None,
+                 turn_done: Callable[[], None] = lambda: None) -> None:
         self.db, self.renderer, self.routes, self.clock, self.tz = db, renderer, routes, clock, tz
         self.services = services if services is not None else {}
         self.photos_registered = photos_registered
+        self.turn_done = turn_done  # wakes the outbox: a handler may have enqueued pushes
         self.locks = KeyedLocks()
 
     async def handle(self, msg: Incoming) -> Turn:
@@ -65,11 +69,12 @@ class Dispatcher:
                       tz=self.tz, identity=identity, conversation=handle,
                       services=self.services, photo_ids=tuple(photo_ids))
             reply = await self._route(msg, ctx)
-            text = self._paginate(reply, handle)
+            text = self._paginate(reply, handle) if reply.template else None
             if handle.changed:
                 await self.db.run(conversation.save, key=key, snapshot=handle.snapshot,
                                   now=now)
-        return Turn(text)
+        self.turn_done()
+        return Turn(text, reply.button)
 
     async def _route(self, msg: Incoming, ctx: Ctx) -> Reply:
         if msg.kind == "event":
@@ -131,8 +136,6 @@ class Dispatcher:
 
     def _paginate(self, reply: Reply, handle: ConversationHandle) -> str | None:
         """Render the reply; a text over WeCom's 2,048 bytes is split and the rest kept."""
-        if reply.is_empty:
-            return None
         text = self.renderer.render(reply.template, **reply.data)
         if reply.keep_pages:
             return text

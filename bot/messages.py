@@ -49,6 +49,11 @@ class Reply:
     template: str | None = None
     data: Mapping[str, Any] = field(default_factory=dict)
     keep_pages: bool = False  # a stored page being served: leave the unread pages alone
+    button: str | None = None  # a card click's answer: grey the card's buttons out with this
+
+    @classmethod
+    def update_button(cls, replace_name: str) -> "Reply":
+        return cls(button=replace_name)
 
     @classmethod
     def of(cls, template: str, **data: Any) -> "Reply":
@@ -60,4 +65,4 @@ class Reply:
 
     @property
     def is_empty(self) -> bool:
-        return self.template is None
+        return self.template is None and self.button is None

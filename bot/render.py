@@ -4,23 +4,36 @@ from __future__ import annotations
 from importlib.resources import files
 from typing import Any
 
+from zoneinfo import ZoneInfo
+
 import jinja2
 
 TEXT_LIMIT_BYTES = 2048  # WeCom truncates a text message beyond this
 
 
-def make_env() -> jinja2.Environment:
+WEEKDAYS = "一二三四五六日"
+
+
+def make_env(tz: ZoneInfo) -> jinja2.Environment:
     root = str(files("templates"))
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(root),
-                              undefined=jinja2.StrictUndefined, autoescape=False,
-                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(root),
+                             undefined=jinja2.StrictUndefined, autoescape=False,
+                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False)
+    env.filters["local"] = lambda dt: dt.astimezone(tz).strftime("%Y-%m-%d %H:%M") if dt else ""
+    env.filters["day"] = lambda d: (f"{d.isoformat()}（周{WEEKDAYS[d.weekday()]}）"
+                                    if d else "")
+    return env
 
 
 class Renderer:
-    """Renders a template name + data to text; one per application."""
+    """Renders a template name + data to text; one per application.
 
-    def __init__(self, env: jinja2.Environment | None = None) -> None:
-        self.env = env or make_env()
+    Filters: ``local`` shows an aware datetime in the service's time zone, ``day`` a date with
+    its weekday.
+    """
+
+    def __init__(self, tz: ZoneInfo | None = None) -> None:
+        self.env = make_env(tz or ZoneInfo("Asia/Shanghai"))
 
     def render(self, name: str, /, **data: Any) -> str:
         return self.env.get_template(name).render(**data).strip()

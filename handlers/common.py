@@ -29,7 +29,7 @@ async def next_page(msg: Incoming, ctx: Ctx) -> Reply:
                  keep_pages=True)
 
 
-@router.command("帮助", "help", "菜单", public=True)
+@router.command("帮助", "help", "菜单", public=True, over_state=True)
 async def help_(msg: Incoming, ctx: Ctx) -> Reply:
     """帮助 —— 列出你可以使用的命令"""
     if ctx.identity is None:

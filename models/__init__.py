@@ -2,4 +2,5 @@
 
 Importing this package registers every table on ``SQLModel.metadata`` (Alembic reads it).
 """
-from models import conversation, dedupe, invite, org, outbox, photo  # noqa: F401
+from models import (conversation, dedupe, hazard, invite, org, outbox,  # noqa: F401
+                    photo)

@@ -132,3 +132,18 @@ def admins_for(*, session: Session, userid: str) -> tuple[Person | None, list[st
         if admins:
             return person, sorted(admins)
     return person, []
+
+
+def userids_with_roles(*, session: Session, unit_id: int, roles: frozenset[str] | set[str]
+                       ) -> list[str]:
+    """Bound people of ``unit_id`` holding any of ``roles``."""
+    rows = session.exec(
+        select(Person.userid).join(PersonRole, PersonRole.person_id == Person.id)
+        .where(Person.unit_id == unit_id, PersonRole.role.in_(roles),
+               Person.userid.is_not(None)).distinct()).all()
+    return sorted(rows)
+
+
+def person_by_name(*, session: Session, unit_id: int, name: str) -> Person | None:
+    return session.exec(select(Person).where(Person.unit_id == unit_id,
+                                             Person.name == name)).first()

@@ -75,7 +75,8 @@ async def _wecom(app: web.Application) -> AsyncIterator[None]:
                        secret=cfg.wecom.app.secret, agent_id=cfg.wecom.app.agent_id,
                        clock=app[clock_key])
         sender = OutboxSender(db=app[db_key], api=api, clock=app[clock_key],
-                              renderer=app[renderer_key], webhooks=cfg.wecom.webhooks)
+                              renderer=app[renderer_key], webhooks=cfg.wecom.webhooks,
+                              data_dir=Path(cfg.storage.data_dir))
         photos = PhotoFetcher(db=app[db_key], api=api, clock=app[clock_key],
                               data_dir=Path(cfg.storage.data_dir))
         app[api_key], app[sender_key], app[photos_key] = api, sender, photos

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from pathlib import Path
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -43,7 +44,8 @@ class Outcome:
 class OutboxSender:
     def __init__(self, *, db: Database, api: WeComAPI, clock: Clock, renderer: Renderer,
                  webhooks: dict[str, str], batch: int = 200, chunk: int = 25,
-                 idle_s: float = 1.0) -> None:
+                 idle_s: float = 1.0, data_dir: Path = Path("data")) -> None:
+        self.data_dir = data_dir
         self.db, self.api, self.clock, self.renderer = db, api, clock, renderer
         self.webhooks, self.batch, self.chunk, self.idle_s = webhooks, batch, chunk, idle_s
         self.owner = f"sender-{uuid.uuid4().hex[:12]}"
@@ -94,12 +96,15 @@ class OutboxSender:
         try:
             if row.channel == "webhook":
                 return await self._send_webhook(row)
+            body = await self._media_body(row)
             sent = await self.api.send_message(
-                {"touser": row.recipient, "msgtype": row.msgtype, row.msgtype: row.payload})
+                {"touser": row.recipient, "msgtype": row.msgtype, row.msgtype: body})
         except WeComError as exc:
             return self._failure(row, exc)
         except WeComUnavailable as exc:
             return self._transient(row, str(exc))
+        except OSError as exc:  # the file to send is gone: nothing a retry can fix
+            return Outcome(row, "failed", error=f"file unreadable: {exc}")
         result = {"msgid": sent.msgid, "invaliduser": list(sent.invalid_users),
                   "unlicenseduser": list(sent.unlicensed_users),
                   "response_code": sent.response_code}
@@ -109,6 +114,17 @@ class OutboxSender:
             return Outcome(row, "failed", result, error=f"recipient unreachable: {reason}",
                            unreachable=reason)
         return Outcome(row, "sent", result)
+
+    async def _media_body(self, row: outbox.Claimed) -> dict[str, Any]:
+        """A file or image row holds a path under the data directory; it is uploaded when it
+        is sent, because a media_id lives only three days."""
+        if row.msgtype not in ("file", "image") or "path" not in row.payload:
+            return row.payload
+        path = self.data_dir / row.payload["path"]
+        content = await asyncio.to_thread(path.read_bytes)
+        media_id = await self.api.upload_media(row.msgtype, row.payload.get("filename", path.name),
+                                               content)
+        return {"media_id": media_id}
 
     async def _send_webhook(self, row: outbox.Claimed) -> Outcome:
         key = self.webhooks.get(row.recipient)

@@ -148,7 +148,7 @@ class WeComAPI:
 
     async def upload_media(self, kind: str, filename: str, content: bytes,
                            content_type: str = "application/octet-stream") -> str:
-        form = aiohttp.FormData()
+        form = aiohttp.FormData(quote_fields=False)  # WeCom shows the name as sent: keep UTF-8
         form.add_field("media", content, filename=filename, content_type=content_type)
         data = await self.call("/cgi-bin/media/upload", params={"type": kind}, form=form)
         return str(data["media_id"])

@@ -260,3 +260,19 @@ async def test_three_dispatchers_one_killed_deliver_everything_once(demo, api, c
     delivered = Counter(p.body["content"] for p in fake_wecom.pushes
                         if not (p.dropped or p.duplicate))
     assert delivered == Counter(f"提醒{i}" for i in range(600))
+
+
+async def test_a_file_push_is_uploaded_when_it_is_sent(demo, api, clock, fake_wecom, tmp_path):
+    (tmp_path / "exports").mkdir()
+    (tmp_path / "exports" / "ledger.xlsx").write_bytes(b"PK\x03\x04ledger")
+    sender = OutboxSender(db=demo, api=api, clock=clock, renderer=Renderer(), webhooks={},
+                          data_dir=tmp_path)
+    demo.call(outbox.enqueue, key="f1", recipient="demo-bureau", msgtype="file",
+              payload={"path": "exports/ledger.xlsx", "filename": "台账.xlsx"}, now=clock.now())
+    demo.call(outbox.enqueue, key="f2", recipient="demo-bureau", msgtype="file",
+              payload={"path": "exports/gone.xlsx"}, now=clock.now())
+    await drain_until_quiet(sender, clock)
+    [pushed] = fake_wecom.pushes_to("demo-bureau")
+    content, _, filename = fake_wecom.media[pushed.body["media_id"]]
+    assert (content, filename) == (b"PK\x03\x04ledger", "台账.xlsx")
+    assert [r.status for r in rows(demo)] == [outbox.SENT, outbox.FAILED]

@@ -10,14 +10,16 @@ from typing import AsyncIterator, Sequence
 import aiohttp
 from aiohttp import web
 
+from bot.aibot.setup import add_aibot
 from bot.app_door import AppDoor
+from bot.dashboard.setup import add_dashboard
 from bot.clock import Clock
 from bot.config import Config
 from bot.crypto import CallbackCrypto
 from bot.db import Database
 from bot.dispatcher import Dispatcher
 from bot.keys import (api_key, clock_key, config_key, db_key, dispatcher_key, door_key,
-                      photos_key, renderer_key, routes_key, sender_key)
+                      photos_key, renderer_key, routes_key, sender_key, sweeper_key, sweeps_key)
 from bot.outbox_sender import OutboxSender
 from bot.photos import PhotoFetcher
 from bot.pushes import enqueue_text
@@ -27,6 +29,10 @@ from bot.render import Renderer
 from bot.router import Router, Routes
 from handlers import ROUTERS
 from bot.workcal import load_calendar
+from reminders import SWEEPS
+from reminders.pusher import Pusher
+from reminders.scheduler import make_scheduler
+from reminders.sweep import Sweep, Sweeper
 from handlers.hazard_common import Notices
 from models.checklist import load_checklists
 from models.migrate import upgrade
@@ -35,16 +41,22 @@ log = logging.getLogger(__name__)
 APP_CALLBACK_PATH = "/wecom/app/callback"
 
 
-def create_app(cfg: Config, *, clock: Clock | None = None,
-               routers: Sequence[Router] = ROUTERS) -> web.Application:
+def create_app(cfg: Config, *, clock: Clock | None = None, routers: Sequence[Router] = ROUTERS,
+               sweeps: Sequence[tuple[str, Sweep]] = SWEEPS) -> web.Application:
+    """The service. ``sweeps`` are the reminder sweeps the scheduler runs (tests that do not
+    exercise reminders pass none, so the wall clock cannot change what they see)."""
     app = web.Application(client_max_size=1024**2)
     app[routes_key] = Routes(routers)
+    app[sweeps_key] = tuple(sweeps)
     app[config_key] = cfg
     app[clock_key] = clock or Clock()
     app[renderer_key] = Renderer(cfg.tz)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_wecom)
     app.cleanup_ctx.append(_dispatcher)
+    add_aibot(app)  # the AI bot (group chats): its cleanup context and callback routes
+    add_dashboard(app)  # the leaders' read-only pages: their cleanup context and routes
+    app.cleanup_ctx.append(_reminders)
     # The router freezes before start-up, so routes are fixed here and find their door later.
     app.router.add_get(APP_CALLBACK_PATH, _verify_url)
     app.router.add_post(APP_CALLBACK_PATH, _receive)
@@ -104,6 +116,25 @@ async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
     app[door_key] = door
     yield
     await door.drain()
+    await _finish_background(dispatcher.services["background"])
+
+
+async def _reminders(app: web.Application) -> AsyncIterator[None]:
+    """The sweeps and their clock; one catch-up run at start (what came due while down)."""
+    cfg, services = app[config_key], app[dispatcher_key].services
+    pusher = Pusher(renderer=app[renderer_key], tz=cfg.tz, quiet_hours=cfg.scheduler.quiet_hours)
+    sweeper = Sweeper(db=app[db_key], clock=app[clock_key], tz=cfg.tz,
+                      calendar=services["calendar"], pusher=pusher, settings=cfg.reminders,
+                      quiet_hours=cfg.scheduler.quiet_hours, areas=services["areas"],
+                      sweeps=app[sweeps_key], wake=app[sender_key].wake, monthly=cfg.monthly)
+    app[sweeper_key] = sweeper
+    scheduler = make_scheduler(sweeper, tz=cfg.tz, every_min=cfg.scheduler.sweep_every_min)
+    scheduler.start()
+    catch_up = asyncio.create_task(sweeper.run_once(), name="catch-up-sweep")
+    yield
+    scheduler.shutdown(wait=False)
+    catch_up.cancel()
+    await asyncio.gather(catch_up, return_exceptions=True)
 
 
 def _services(app: web.Application) -> dict[str, object]:
@@ -111,7 +142,20 @@ def _services(app: web.Application) -> dict[str, object]:
     checklist or holiday file stops the start with its message) and the push composer."""
     checklists = load_checklists()
     return {"checklists": checklists, "areas": {c.key: c.name for c in checklists.all()},
-            "calendar": load_calendar(), "notices": Notices(app[renderer_key])}
+            "calendar": load_calendar(), "notices": Notices(app[renderer_key]),
+            # slow work answered at once (导出台账) runs on as tasks kept here until done
+            "background": set(), "wake": app[sender_key].wake,
+            "data_dir": Path(app[config_key].storage.data_dir),
+            "monthly": app[config_key].monthly}
+
+
+async def _finish_background(tasks: set[asyncio.Task[None]], timeout: float = 10.0) -> None:
+    """Give slow work a moment to finish (its result goes to the outbox), then cancel it."""
+    if tasks:
+        await asyncio.wait(set(tasks), timeout=timeout)
+    for task in set(tasks):
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _late_reply(app: web.Application, msg: Incoming, text: str) -> None:

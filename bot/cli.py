@@ -53,6 +53,35 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("action", nargs="?", choices=["list", "retry"], default="list")
     p.add_argument("id", nargs="?", type=int, help="the push to retry")
     p.add_argument("--all", action="store_true", help="list sent pushes too")
+    p = command("campaign", _campaign, "campaigns (专项行动): load a data file")
+    p.add_argument("action", choices=["load"], help="load: check FILE and store the campaign")
+    p.add_argument("file", help="a campaign TOML file (examples in models/campaigns/)")
+    from bot import duty_cli
+    p = command("roster", duty_cli.run_roster, "duty rosters (值班表): import slots from CSV/XLSX")
+    p.add_argument("action", choices=["import"], help="import: check FILE, then store every slot")
+    p.add_argument("file", help="a .csv or .xlsx file: 单位编码,日期,班次,开始,结束,值班人员,带班领导")
+    command("check", duty_cli.run_check, "check rosters and escalation chains; print findings")
+
+    export = sub.add_parser("export", help="write data to files (XLSX)")
+    targets = export.add_subparsers(dest="target", required=True)
+    p = targets.add_parser("ledger", help="the hazard ledger of a unit and every unit below it")
+    p.add_argument("--config", metavar="PATH", help="TOML config file (or $SAFEBOT_CONFIG)")
+    p.add_argument("--unit", required=True, help="unit code")
+    p.add_argument("--from", dest="start", required=True, metavar="YYYY-MM-DD",
+                   help="first day of the period (reported on or after)")
+    p.add_argument("--to", dest="end", required=True, metavar="YYYY-MM-DD",
+                   help="last day of the period (included)")
+    p.add_argument("--out", default="", metavar="PATH",
+                   help="the XLSX file (default: <data_dir>/exports/ledger-CODE-FROM-TO.xlsx)")
+    p.set_defaults(run=_export_ledger)
+    p = targets.add_parser("monthly", help="the monthly progress table of a unit and the units "
+                           "below it, with their work information and typical cases")
+    p.add_argument("--config", metavar="PATH", help="TOML config file (or $SAFEBOT_CONFIG)")
+    p.add_argument("--unit", required=True, help="unit code")
+    p.add_argument("--month", required=True, metavar="YYYY-MM", help="the month reported on")
+    p.add_argument("--out", default="", metavar="PATH",
+                   help="the XLSX file (default: <data_dir>/exports/monthly-CODE-YYYY-MM.xlsx)")
+    p.set_defaults(run=_export_monthly)
     return parser
 
 
@@ -156,3 +185,64 @@ def _outbox(args: argparse.Namespace) -> int:
         db.close()
     print(renderer.render("cli/outbox_list.txt.j2", rows=rows))
     return 0
+
+
+def _campaign(args: argparse.Namespace) -> int:
+    from bot.campaign_cli import load_file
+
+    return load_file(_offline_config(args), Path(args.file))
+
+
+def _export_ledger(args: argparse.Namespace) -> int:
+    from bot.clock import Clock
+    from bot.dates import DateParseError, parse_any_date
+    from bot.db import Database
+    from bot.ledger_xlsx import export_path, write_ledger
+    from bot.render import Renderer
+    from models.checklist import load_checklists
+    from models.ledger import ledger_counts, ledger_rows
+    from models.migrate import upgrade
+    from models.org import unit_by_code
+
+    cfg = _offline_config(args)
+    renderer = Renderer(cfg.tz)
+    today = Clock().now().astimezone(cfg.tz).date()
+    period = []
+    for option, value in (("--from", args.start), ("--to", args.end)):
+        try:
+            period.append(parse_any_date(value, today=today))
+        except DateParseError as exc:
+            print(renderer.render("ledger/cli_error.txt.j2", kind="bad_date", option=option,
+                                  value=value, reason=exc.reason), file=sys.stderr)
+            return 2
+    start, end = period
+    if start > end:
+        print(renderer.render("ledger/cli_error.txt.j2", kind="reversed", start=start, end=end),
+              file=sys.stderr)
+        return 2
+    db = Database(cfg.database.url)
+    try:
+        upgrade(db.engine)
+        unit = db.call(unit_by_code, code=args.unit)
+        if unit is None:
+            print(renderer.render("ledger/cli_error.txt.j2", kind="unknown_unit", code=args.unit),
+                  file=sys.stderr)
+            return 1
+        areas = {c.key: c.name for c in load_checklists().all()}
+        sheets = db.call(ledger_rows, unit_id=unit.id, start=start, end=end, tz=cfg.tz,
+                         today=today, area_names=areas)
+    finally:
+        db.close()
+    out = Path(args.out or Path(cfg.storage.data_dir) / export_path(unit.code, start, end))
+    write_ledger(out, sheets, title=unit.name, period=(start, end))
+    counts = ledger_counts(row for rows in sheets.values() for row in rows)
+    print(renderer.render("ledger/cli_done.txt.j2", unit=unit.name, start=start, end=end,
+                          units=len(sheets), path=out, **counts))
+    return 0
+
+
+def _export_monthly(args: argparse.Namespace) -> int:
+    from bot.monthly_cli import export_monthly
+
+    return export_monthly(_offline_config(args), unit_code=args.unit, month=args.month,
+                          out=args.out)

@@ -10,8 +10,11 @@ class Clock:
 
 
 class FakeClock(Clock):
+    """A clock tests move. Whatever zone it is set in, it answers in UTC like ``Clock``:
+    SQLite keeps only the wall time, so every stored time must be UTC."""
+
     def __init__(self, start: datetime | None = None) -> None:
-        self._now = start or datetime.now(timezone.utc)
+        self._now = (start or datetime.now(timezone.utc)).astimezone(timezone.utc)
 
     def now(self) -> datetime:
         return self._now
@@ -20,4 +23,4 @@ class FakeClock(Clock):
         self._now += timedelta(**delta)
 
     def set(self, moment: datetime) -> None:
-        self._now = moment
+        self._now = moment.astimezone(timezone.utc)

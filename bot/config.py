@@ -14,6 +14,7 @@ from typing import Any, get_type_hints
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_API_BASE_URL = "https://qyapi.weixin.qq.com"
+DEFAULT_AIBOT_WS_URL = "wss://openws.work.weixin.qq.com"
 DEFAULT_DATABASE_URL = "sqlite:///data/safebot.db"
 ENV_CONFIG = "SAFEBOT_CONFIG"
 
@@ -45,10 +46,28 @@ class AppConfig:
 
 
 @dataclass(frozen=True)
+class AibotConfig:
+    """The AI bot (智能机器人) for group chats: a long connection (bot_id + secret) or JSON
+    callbacks (token + encoding_aes_key). Off while the chosen mode's id is empty."""
+
+    mode: str = "long_connection"   # or "callback"
+    bot_id: str = ""
+    secret: str = ""
+    ws_url: str = DEFAULT_AIBOT_WS_URL
+    token: str = ""
+    encoding_aes_key: str = ""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.bot_id if self.mode == "long_connection" else self.token)
+
+
+@dataclass(frozen=True)
 class WecomConfig:
     api_base_url: str = DEFAULT_API_BASE_URL
     replay_window_s: int = 300
     app: AppConfig = field(default_factory=AppConfig)
+    aibot: AibotConfig = field(default_factory=AibotConfig)
     webhooks: dict[str, str] = field(default_factory=dict)  # group name -> webhook key
 
 
@@ -60,6 +79,36 @@ class StorageConfig:
 @dataclass(frozen=True)
 class SchedulerConfig:
     timezone: str = "Asia/Shanghai"
+    quiet_hours: str = "22:00-07:00"  # routine reminders wait; alerts never do
+    sweep_every_min: int = 5          # how often the reminder sweeps run
+
+
+@dataclass(frozen=True)
+class RemindersConfig:
+    deadline_days: tuple[int, ...] = (7, 3, 1, 0)  # remind this many days before a deadline
+    digest_time: str = "07:35"           # the morning digest of routine reminders
+    overdue_principal_days: int = 3      # overdue this long: the principal is told
+    overdue_township_days: int = 7       # ... and then the township and the bureau
+    due_soon_days: int = 2               # a friendly heads-up this many days before
+    checkin_grace_min: int = 15          # a shift without a check-in escalates after this
+
+
+@dataclass(frozen=True)
+class MonthlyConfig:
+    """Monthly updates (月报): month M's is due on ``due_day`` of month M+1; an unsubmitted one
+    is still accepted, marked late, for ``late_days`` more days, then the month is locked."""
+
+    due_day: int = 5
+    late_days: int = 5
+
+
+@dataclass(frozen=True)
+class DashboardConfig:
+    """The leaders' dashboard: links signed with ``secret`` (empty: one kept in the database),
+    pointing at ``public_url`` (empty: ``http://<server.host>:<server.port>``)."""
+
+    secret: str = ""
+    public_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -69,6 +118,9 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     wecom: WecomConfig = field(default_factory=WecomConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    reminders: RemindersConfig = field(default_factory=RemindersConfig)
+    monthly: MonthlyConfig = field(default_factory=MonthlyConfig)
+    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -120,6 +172,17 @@ def _build(cls: type, raw: Any, prefix: str, env: dict[str, str]) -> Any:
 
 
 def _coerce(value: Any, kind: Any, name: str, *, from_env: bool) -> Any:
+    if kind == tuple[int, ...]:
+        if from_env:
+            value = [v for v in str(value).replace(",", " ").split()]
+            try:
+                value = [int(v) for v in value]
+            except ValueError:
+                raise ConfigError(f"{name} must be a list of integers") from None
+        if not isinstance(value, list) or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+            raise ConfigError(f"{name} must be a list of non-negative integers")
+        return tuple(sorted(set(value), reverse=True))
     if kind == dict[str, str]:
         if from_env or not isinstance(value, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) and v for k, v in value.items()):
@@ -148,6 +211,9 @@ def _validate(cfg: Config, *, require_app: bool) -> None:
                           f"got {url!r}")
     if not cfg.wecom.api_base_url.startswith(("http://", "https://")):
         raise ConfigError("wecom.api_base_url must be an http(s) URL")
+    if cfg.dashboard.public_url and not cfg.dashboard.public_url.startswith(("http://",
+                                                                              "https://")):
+        raise ConfigError("dashboard.public_url must be an http(s) URL")
     if cfg.wecom.replay_window_s < 0:
         raise ConfigError("wecom.replay_window_s must be >= 0 (0 turns the check off)")
     try:
@@ -155,6 +221,7 @@ def _validate(cfg: Config, *, require_app: bool) -> None:
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"scheduler.timezone is not a known time zone: "
                           f"{cfg.scheduler.timezone!r}") from None
+    _validate_clock_times(cfg)
     app = cfg.wecom.app
     if require_app:
         for key in ("corp_id", "secret", "token", "encoding_aes_key"):
@@ -164,3 +231,49 @@ def _validate(cfg: Config, *, require_app: bool) -> None:
             raise ConfigError("wecom.app.agent_id is required (a positive integer)")
     if app.encoding_aes_key and len(app.encoding_aes_key) != 43:
         raise ConfigError("wecom.app.encoding_aes_key must be 43 characters")
+    _validate_aibot(cfg.wecom.aibot)
+    if not 1 <= cfg.monthly.due_day <= 28:
+        raise ConfigError("monthly.due_day must be 1..28 (a day every month has)")
+    if not 0 <= cfg.monthly.late_days <= 25:
+        raise ConfigError("monthly.late_days must be 0..25")
+
+
+def _validate_aibot(bot: AibotConfig) -> None:
+    """Off when none of the mode's keys is set; otherwise every one of them is required."""
+    if bot.mode not in ("long_connection", "callback"):
+        raise ConfigError("wecom.aibot.mode must be long_connection or callback, "
+                          f"got {bot.mode!r}")
+    if not bot.ws_url.startswith(("ws://", "wss://")):
+        raise ConfigError("wecom.aibot.ws_url must be a ws:// or wss:// URL")
+    keys = ("bot_id", "secret") if bot.mode == "long_connection" else ("token", "encoding_aes_key")
+    if any(getattr(bot, k) for k in keys):
+        for key in keys:
+            if not getattr(bot, key):
+                raise ConfigError(f"wecom.aibot.{key} is required in {bot.mode} mode")
+    if bot.mode == "callback" and bot.encoding_aes_key and len(bot.encoding_aes_key) != 43:
+        raise ConfigError("wecom.aibot.encoding_aes_key must be 43 characters")
+
+
+def parse_hhmm(text: str) -> tuple[int, int]:
+    hours, _, minutes = text.strip().partition(":")
+    h, m = int(hours), int(minutes)
+    if not (0 <= h < 24 and 0 <= m < 60):
+        raise ValueError(text)
+    return h, m
+
+
+def _validate_clock_times(cfg: Config) -> None:
+    start, _, end = cfg.scheduler.quiet_hours.partition("-")
+    for name, text in (("scheduler.quiet_hours", start), ("scheduler.quiet_hours", end),
+                       ("reminders.digest_time", cfg.reminders.digest_time)):
+        try:
+            parse_hhmm(text)
+        except ValueError:
+            raise ConfigError(f"{name} must look like 22:00-07:00 / 07:35, got "
+                              f"{cfg.scheduler.quiet_hours if 'quiet' in name else text!r}") from None
+    if not 1 <= cfg.scheduler.sweep_every_min <= 60:
+        raise ConfigError("scheduler.sweep_every_min must be 1..60")
+    for key in ("overdue_principal_days", "overdue_township_days", "due_soon_days",
+                "checkin_grace_min"):
+        if getattr(cfg.reminders, key) < 0:
+            raise ConfigError(f"reminders.{key} must be >= 0")

@@ -72,7 +72,15 @@ class Ctx:
     args: str = ""           # the text after the command word
     photo_ids: tuple[int, ...] = ()  # photos that came with this message (models.photo)
     services: dict[str, Any] = field(default_factory=dict)
+    chat_unit_id: int | None = None  # the unit a bound group chat belongs to (models.group)
 
     @property
     def local_now(self) -> datetime:
         return self.now.astimezone(self.tz)
+
+    @property
+    def unit_id(self) -> int | None:
+        """The unit this turn acts for: a bound group's, else the sender's own."""
+        if self.chat_unit_id is not None:
+            return self.chat_unit_id
+        return self.identity.unit_id if self.identity else None

@@ -71,6 +71,30 @@ def parse_deadline(text: str, *, today: date, calendar: WorkCalendar) -> date:
     return parse_date(text, today=today, calendar=calendar)
 
 
+def parse_any_date(text: str, *, today: date) -> date:
+    """A calendar date, past or future, for a period such as an export's: 2026-11-01,
+    2026/11/1, 2026年11月1日, 11月1日 or 11-1 (this year), 今天, 昨天. Unlike parse_date it
+    never refuses a past date and reads no relative forms (3天后, 下周五)."""
+    cleaned = re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
+    if not cleaned or len(cleaned) > _MAX_TEXT:
+        raise DateParseError("unparseable", text)
+    if cleaned in _ANY_DAY_WORDS:
+        return today + timedelta(days=_ANY_DAY_WORDS[cleaned])
+    for pattern, with_year in _ANY_DATE_RULES:
+        match = pattern.fullmatch(cleaned)
+        if match is None:
+            continue
+        try:
+            year = int(match["y"]) if with_year else today.year
+            result = _make_date(year, _count(match["m"], 0), _count(match["d"], 0))
+        except _Reject as exc:
+            raise DateParseError(exc.reason, text) from None
+        if result is None:
+            raise DateParseError("invalid", text)
+        return result
+    raise DateParseError("unparseable", text)
+
+
 def format_date(d: date) -> str:
     """``2026-12-01（周二）``."""
     return f"{d.isoformat()}（{WEEKDAY_NAMES[d.weekday()]}）"
@@ -181,4 +205,12 @@ _RULES: tuple[tuple[re.Pattern[str], _Resolver], ...] = tuple((re.compile(p), f)
     ("(?P<p>下个?|本|这个?)?月底", _month_end),
     ("(?:今)?年底", _year_end),
     (f"{_N}个?工作日(?:{_LATER}|内|以内|之内)?", _workdays_later),
+))
+
+_ANY_DAY_WORDS = {"今天": 0, "今日": 0, "昨天": -1, "昨日": -1}
+_ANY_DATE_RULES: tuple[tuple[re.Pattern[str], bool], ...] = tuple((re.compile(p), y) for p, y in (
+    (r"(?P<y>[0-9]{4})(?P<sep>[-/.])(?P<m>[0-9]{1,2})(?P=sep)(?P<d>[0-9]{1,2})", True),
+    (f"(?P<y>[0-9]{{4}})年{_MD}", True),
+    (_MD, False),
+    (r"(?P<m>[0-9]{1,2})[-/](?P<d>[0-9]{1,2})", False),
 ))

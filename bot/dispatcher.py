@@ -21,7 +21,7 @@ from bot.locks import KeyedLocks
 from bot.messages import Incoming, Reply
 from bot.render import Renderer, split_pages
 from bot.router import Handler, Routes
-from models import conversation, org, photo
+from models import conversation, group, org, photo
 
 log = logging.getLogger(__name__)
 MAX_TEXT_CHARS = 2000
@@ -55,11 +55,13 @@ class Dispatcher:
 
     async def handle(self, msg: Incoming) -> Turn:
         key = msg.user_id if msg.chat_type == "single" else f"{msg.user_id}@{msg.chat_id}"
-        photo_ids: list[int] = []
+        photo_ids: list[int] = list(msg.photo_ids)  # already stored (AI bot images)
         if msg.media_ids:  # fetched in the background; handlers get the rows' ids at once
-            photo_ids = await self.db.run(photo.register, media_ids=msg.media_ids,
-                                          userid=msg.user_id, now=self.clock.now())
+            photo_ids += await self.db.run(photo.register, media_ids=msg.media_ids,
+                                           userid=msg.user_id, now=self.clock.now())
             self.photos_registered()
+        chat_unit = (await self.db.run(group.unit_for_chat, chatid=msg.chat_id)
+                     if msg.chat_type == "group" and msg.chat_id else None)
         async with self.locks.hold(key):
             now = self.clock.now()
             identity, snapshot = await self.db.run(_begin_turn, userid=msg.user_id, key=key,
@@ -67,7 +69,8 @@ class Dispatcher:
             handle = ConversationHandle(snapshot)
             ctx = Ctx(db=self.db, renderer=self.renderer, routes=self.routes, now=now,
                       tz=self.tz, identity=identity, conversation=handle,
-                      services=self.services, photo_ids=tuple(photo_ids))
+                      services=self.services, photo_ids=tuple(photo_ids),
+                      chat_unit_id=chat_unit)
             reply = await self._route(msg, ctx)
             text = self._paginate(reply, handle) if reply.template else None
             if handle.changed:
@@ -93,6 +96,9 @@ class Dispatcher:
         state_handler = self._state_handler(ctx)
         if state_handler:
             return await state_handler(msg, ctx)
+        kind_handler = self.routes.events.get(f"message:{msg.kind}")  # a location: 签到
+        if kind_handler:
+            return await kind_handler(msg, ctx)
         return Reply.of("common/unsupported.txt.j2", kind=msg.kind)
 
     async def _route_text(self, msg: Incoming, text: str, ctx: Ctx) -> Reply:

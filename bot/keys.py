@@ -11,6 +11,7 @@ from bot.outbox_sender import OutboxSender
 from bot.photos import PhotoFetcher
 from bot.router import Routes
 from bot.wecom_api import WeComAPI
+from reminders.sweep import Sweeper
 
 config_key = web.AppKey("config", Config)
 clock_key = web.AppKey("clock", Clock)
@@ -22,3 +23,5 @@ routes_key = web.AppKey("routes", Routes)
 api_key = web.AppKey("wecom_api", WeComAPI)
 sender_key = web.AppKey("outbox_sender", OutboxSender)
 photos_key = web.AppKey("photo_fetcher", PhotoFetcher)
+sweeper_key = web.AppKey("sweeper", Sweeper)
+sweeps_key = web.AppKey("sweeps", tuple)

@@ -37,6 +37,8 @@ class Incoming:
     chat_id: str = ""                # group chats (AI bot) only
     chat_type: str = "single"
     raw_type: str = ""               # the wire's own message type, for logs
+    photo_ids: tuple[int, ...] = ()  # photos already stored (AI bot images), models.photo ids
+    quote_text: str = ""             # the quoted message's text (AI bot "quote"), if any
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from sqlmodel import Session
 
@@ -26,6 +26,7 @@ from bot.wecom_api import RATE_LIMITED, WeComAPI, WeComError, WeComUnavailable
 from models import org, outbox
 
 log = logging.getLogger(__name__)
+ChannelSend = Callable[[outbox.Claimed], Awaitable[dict[str, Any]]]
 UNREACHABLE_CODES = {81013}            # every recipient invalid: nobody got it
 GIVE_UP_AFTER = timedelta(hours=48)    # transient failures for this long become permanent
 MAX_BACKOFF = timedelta(minutes=5)
@@ -50,6 +51,9 @@ class OutboxSender:
         self.webhooks, self.batch, self.chunk, self.idle_s = webhooks, batch, chunk, idle_s
         self.owner = f"sender-{uuid.uuid4().hex[:12]}"
         self._wake = asyncio.Event()
+        # Other channels plug in a sender (the AI bot's long connection: "aibot"); it returns
+        # the result to record, or raises WeComError / WeComUnavailable like the API does.
+        self.channels: dict[str, ChannelSend] = {}
 
     def wake(self) -> None:
         """Something was enqueued: look now instead of at the next poll."""
@@ -96,6 +100,8 @@ class OutboxSender:
         try:
             if row.channel == "webhook":
                 return await self._send_webhook(row)
+            if row.channel != "app":
+                return await self._send_channel(row)
             body = await self._media_body(row)
             sent = await self.api.send_message(
                 {"touser": row.recipient, "msgtype": row.msgtype, row.msgtype: body})
@@ -125,6 +131,12 @@ class OutboxSender:
         media_id = await self.api.upload_media(row.msgtype, row.payload.get("filename", path.name),
                                                content)
         return {"media_id": media_id}
+
+    async def _send_channel(self, row: outbox.Claimed) -> Outcome:
+        send = self.channels.get(row.channel)
+        if send is None:  # not plugged in (yet): keep the row
+            return self._transient(row, f"no sender for channel {row.channel!r}")
+        return Outcome(row, "sent", await send(row))
 
     async def _send_webhook(self, row: outbox.Claimed) -> Outcome:
         key = self.webhooks.get(row.recipient)

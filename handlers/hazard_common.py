@@ -16,7 +16,7 @@ from models import outbox
 from models.hazard_access import can_see
 from models.org import Identity, Person, Role, Unit, UnitKind, unit_chain, userids_with_roles
 
-LEVEL_NAMES = {hz.Level.GENERAL: "一般", hz.Level.MAJOR: "重大"}
+LEVEL_NAMES = hz.LEVEL_NAMES
 
 
 @dataclass

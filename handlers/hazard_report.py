@@ -49,6 +49,8 @@ async def report(msg: Incoming, ctx: Ctx) -> Reply:
 def ask_next(ctx: Ctx, data: dict) -> Reply:
     """Store ``data`` and ask for the first thing still missing."""
     checklists = ctx.services["checklists"]
+    if ctx.photo_ids and "photos" not in data:  # a group's text + photo (AI bot "mixed")
+        data = {**data, "photos": list(ctx.photo_ids)}
     if not data.get("description"):
         ctx.conversation.set(Report.description, **data)
         return Reply.of("hazard/ask_description.txt.j2")
@@ -140,7 +142,7 @@ async def on_confirm(msg: Incoming, ctx: Ctx) -> Reply:
     if text not in YES:
         return Reply.of("hazard/confirm.txt.j2", **_summary(ctx, ctx.conversation.data))
     data = ctx.conversation.data
-    result = await ctx.db.run(_file, who=ctx.identity, data=data, now=ctx.now,
+    result = await ctx.db.run(_file, who=ctx.identity, unit_id=ctx.unit_id, data=data, now=ctx.now,
                               year=ctx.local_now.year, notices=ctx.services["notices"],
                               area_names={c.key: c.name for c in ctx.services["checklists"].all()})
     ctx.conversation.clear()
@@ -148,9 +150,10 @@ async def on_confirm(msg: Incoming, ctx: Ctx) -> Reply:
 
 
 def _file(*, session: Session, who: Identity, data: dict, now, year: int, notices: Notices,
-          area_names: dict[str, str]) -> dict:
-    """Create the hazard and, for a major one, alert its supervisors: one transaction."""
-    hazard = hazard_flow.create(session=session, unit_id=who.unit_id, reporter=who,
+          area_names: dict[str, str], unit_id: int | None = None) -> dict:
+    """Create the hazard (in ``unit_id``: a bound group's unit, else the reporter's) and, for a
+    major one, alert its supervisors: one transaction."""
+    hazard = hazard_flow.create(session=session, unit_id=unit_id or who.unit_id, reporter=who,
                                 description=data["description"], location=data["location"],
                                 area=data["area"], level=Level(data["level"]), now=now,
                                 year=year, photo_ids=data["photos"])

@@ -11,7 +11,7 @@ from bot.messages import Incoming, Reply
 from bot.router import Router
 from handlers.hazard_common import facts, find_visible
 from models import hazard as hz
-from models.org import Identity, Unit
+from models.org import Identity, Unit, unit_and_descendants
 
 router = Router("hazard_view")
 
@@ -42,19 +42,10 @@ def _details(*, session: Session, who: Identity, number: str,
             "before_photos": len(photos["report"]), "after_photos": len(photos["rectified"])}
 
 
-def scope_unit_ids(*, session: Session, unit_id: int) -> list[int]:
-    """The unit and every unit below it (a bureau sees the district)."""
-    ids, frontier = [unit_id], [unit_id]
-    while frontier:
-        children = session.exec(select(Unit.id).where(Unit.parent_id.in_(frontier))).all()
-        frontier = [c for c in children if c not in ids]
-        ids += frontier
-    return ids
-
-
 def open_hazards(*, session: Session, unit_id: int, overdue_on: date | None = None,
                  limit: int = 500) -> list[dict]:
-    units = scope_unit_ids(session=session, unit_id=unit_id)
+    # the unit and every unit below it (a bureau sees the district)
+    units = [u.id for u in unit_and_descendants(session=session, unit_id=unit_id)]
     query = (select(hz.Hazard, Unit.name).join(Unit, Unit.id == hz.Hazard.unit_id)
              .where(hz.Hazard.unit_id.in_(units), hz.Hazard.status.in_(hz.OPEN)))
     if overdue_on is not None:

@@ -34,6 +34,7 @@ class Status(StrEnum):
 
 
 OPEN = (Status.REPORTED, Status.PLANNED, Status.RECTIFIED)
+LEVEL_NAMES = {Level.GENERAL: "一般", Level.MAJOR: "重大"}
 
 
 class HazardCounter(SQLModel, table=True):

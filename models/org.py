@@ -112,6 +112,29 @@ def unit_chain(*, session: Session, unit_id: int) -> list[Unit]:
     return chain
 
 
+def unit_and_descendants(*, session: Session, unit_id: int) -> list[Unit]:
+    """The unit and every unit below it, each unit followed by its own subtree (siblings by
+    code): the order a district's ledger lists them in. One query per level of the tree."""
+    root = session.get(Unit, unit_id)
+    if root is None:
+        return []
+    children: dict[int, list[Unit]] = {}
+    seen, frontier = {root.id}, [root.id]
+    while frontier:
+        level = [u for u in session.exec(select(Unit).where(Unit.parent_id.in_(frontier))
+                                         .order_by(Unit.code)).all() if u.id not in seen]
+        for unit in level:
+            children.setdefault(unit.parent_id, []).append(unit)
+            seen.add(unit.id)
+        frontier = [u.id for u in level]
+    ordered, stack = [], [root]
+    while stack:
+        unit = stack.pop()
+        ordered.append(unit)
+        stack.extend(reversed(children.get(unit.id, [])))
+    return ordered
+
+
 def add_role(*, session: Session, person_id: int, role: str) -> None:
     exists = session.exec(select(PersonRole).where(PersonRole.person_id == person_id,
                                                    PersonRole.role == role)).first()

@@ -19,7 +19,9 @@ from models.base import as_utc, insert_ignore, utc_field
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 # per recipient: (window, cap). WeCom drops app messages over these silently (doc 90312).
 LIMITS = {"app": ((timedelta(minutes=1), 30), (timedelta(hours=1), 1000)),
-          "webhook": ((timedelta(minutes=1), 20),)}
+          "webhook": ((timedelta(minutes=1), 20),),
+          # per chat; [secondary] 30/min, 1000/h for replies and pushes together: leave room
+          "aibot": ((timedelta(minutes=1), 20), (timedelta(hours=1), 800))}
 CLAIM_LOCK = 0x5AFEB07  # advisory lock id: one claimer at a time across instances
 # Our windows are a second longer than WeCom's: its clock is not ours, and a message sent
 # exactly as the oldest one leaves the window may still count against it there.

@@ -42,6 +42,17 @@ def register(*, session: Session, media_ids: tuple[str, ...], userid: str,
     return [ids[m] for m in media_ids]
 
 
+def register_stored(*, session: Session, key: str, userid: str, sha256: str, path: str,
+                    content_type: str, size: int, now: datetime) -> int:
+    """Record a photo already downloaded and stored (the AI bot's images arrive as short-lived
+    URLs, fetched at once); ``key`` stands in for the media id, so a redelivery adds nothing."""
+    insert_ignore(session, Photo.__table__, {
+        "media_id": key, "userid": userid, "status": STORED, "sha256": sha256, "path": path,
+        "content_type": content_type, "size": size, "attempts": 1, "next_attempt_at": now,
+        "last_error": "", "created_at": now, "stored_at": now})
+    return session.exec(select(Photo.id).where(Photo.media_id == key)).one()
+
+
 def due(*, session: Session, now: datetime, limit: int = 20) -> list[Photo]:
     return list(session.exec(select(Photo).where(Photo.status == PENDING,
                                                  Photo.next_attempt_at <= now)

@@ -143,16 +143,17 @@ async def start_service(demo: Database, database_url: str, clock: Clock,
     """Start the real service on a random port; returns a ``Service`` (closed after the test).
 
     Keyword arguments: ``crypto``/``config`` to change credentials, ``routers`` to add test
-    routers in front of the real ones.
+    routers in front of the real ones, ``sweeps`` to run reminder sweeps (none by default:
+    the catch-up sweep at start would make what a test sees depend on the wall clock).
     """
     started: list[tuple[TestServer, aiohttp.ClientSession]] = []
 
     async def start(*, config: Config | None = None, crypto: CallbackCrypto | None = None,
-                    routers=None) -> Service:
+                    routers=None, sweeps=()) -> Service:
         from handlers import ROUTERS
         cfg = config or make_config(database_url, api_base_url=fake_wecom.url)
         cfg = replace(cfg, storage=StorageConfig(data_dir=str(tmp_path / "data")))
-        app = create_app(cfg, clock=clock, routers=(*(routers or ()), *ROUTERS))
+        app = create_app(cfg, clock=clock, routers=(*(routers or ()), *ROUTERS), sweeps=sweeps)
         server = TestServer(app, host="127.0.0.1")
         await server.start_server()
         http = aiohttp.ClientSession()

@@ -50,7 +50,7 @@ class Sandbox:
 async def running_sandbox(data_dir: Path) -> AsyncIterator[Sandbox]:
     """What ``run_sandbox`` serves, on a free port, inside the test's event loop."""
     sock, cfg = prepare(config_path=None, port=0, data_dir=data_dir)
-    runner = web.AppRunner(build_app(cfg), access_log=None)
+    runner = web.AppRunner(build_app(cfg, sweeps=()), access_log=None)
     try:
         await runner.setup()
         await web.SockSite(runner, sock).start()

@@ -137,6 +137,10 @@ class FakeWeCom:
             return None
         return body if isinstance(body, dict) else None
 
+    def record(self, to: str, msgtype: str, body: dict[str, Any], *, task_id: str = "") -> Push:
+        """A push that reached WeCom some other way (the AI bot's gateway, a response_url)."""
+        return self._record(Push(next(self._ids), to, msgtype, body, self._now(), task_id=task_id))
+
     def _record(self, push: Push) -> Push:
         self.pushes.append(push)
         for event in self._waiters:

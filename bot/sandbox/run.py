@@ -4,6 +4,7 @@ from __future__ import annotations
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -59,9 +60,10 @@ def bind(port: int) -> socket.socket:
     return sock
 
 
-def build_app(cfg: Config) -> web.Application:
-    """The service's app with the sandbox added; ``cfg`` comes from ``sandbox_config``."""
-    app = create_app(cfg)
+def build_app(cfg: Config, **options: Any) -> web.Application:
+    """The service's app with the sandbox added; ``cfg`` comes from ``sandbox_config``;
+    ``options`` go to ``create_app`` (tests pass ``sweeps=()``)."""
+    app = create_app(cfg, **options)
     add_sandbox(app, cfg)
     return app
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from bot.config import AppConfig, Config
+from bot.config import AibotConfig, AppConfig, Config
 from bot.sandbox.demo import UNITS
 from models.org import UnitKind
 
@@ -21,6 +21,11 @@ HOST = "127.0.0.1"
 DB_FILE = "safebot.db"
 WEBHOOK_KEY_PREFIX = "sandbox-"
 WEBHOOK_KINDS = (UnitKind.SCHOOL, UnitKind.KINDERGARTEN)
+AIBOT_ID = "sandbox-aibot"
+AIBOT_SECRET = "sandbox-aibot-secret-local-only"
+AIBOT_TOKEN = "sandboxaibottoken"
+AIBOT_AES_KEY = "c2FuZGJveC1haWJvdC1jYWxsYmFjay1rZXktMzJiISE"  # 43 chars, 32 bytes
+AIBOT_WS_PATH = "/sandbox/aibot/ws"
 
 
 def sandbox_app_config() -> AppConfig:
@@ -34,7 +39,16 @@ def sandbox_webhooks() -> dict[str, str]:
             if kind in WEBHOOK_KINDS}
 
 
-def sandbox_config(base: Config, *, port: int, data_dir: Path) -> Config:
+def sandbox_aibot_config(port: int, mode: str = "long_connection") -> AibotConfig:
+    """The AI bot, on: a long connection to the sandbox's own gateway (or its callbacks)."""
+    if mode == "callback":
+        return AibotConfig(mode=mode, token=AIBOT_TOKEN, encoding_aes_key=AIBOT_AES_KEY)
+    return AibotConfig(mode=mode, bot_id=AIBOT_ID, secret=AIBOT_SECRET,
+                       ws_url=f"ws://{HOST}:{port}{AIBOT_WS_PATH}")
+
+
+def sandbox_config(base: Config, *, port: int, data_dir: Path,
+                   aibot_mode: str = "long_connection") -> Config:
     """``base`` with the sandbox's server, database and WeCom settings put over it.
 
     The database is always ``DATA_DIR/safebot.db``, whatever ``base`` says, so the sandbox can
@@ -47,7 +61,7 @@ def sandbox_config(base: Config, *, port: int, data_dir: Path) -> Config:
         server=replace(base.server, host=HOST, port=port),
         database=replace(base.database, url=f"sqlite:///{db_path.as_posix()}"),
         wecom=replace(base.wecom, api_base_url=f"http://{HOST}:{port}", app=sandbox_app_config(),
-                      webhooks=sandbox_webhooks()),
+                      webhooks=sandbox_webhooks(), aibot=sandbox_aibot_config(port, aibot_mode)),
     )
 
 

@@ -26,6 +26,7 @@ from bot.keys import config_key, db_key
 from bot.sandbox import pushes_api, settings
 from bot.sandbox.demo import UNITS, seed_demo
 from bot.sandbox.fake_api import FakeWeCom
+from bot.sandbox.groups import add_group_chats, group_choices
 from bot.sandbox.jsonapi import (BadRequest, error_for, json_response, read_object,
                                  replies, required_text)
 from bot.sandbox.keys import callback_sender_key, http_key, pages_key, wecom_key
@@ -54,6 +55,7 @@ def add_sandbox(app: web.Application, cfg: Config) -> None:
     app.router.add_get(PREFIX + "/api/people", api_people)
     app.router.add_post(PREFIX + "/api/messages", api_messages)
     pushes_api.add_routes(app, PREFIX)
+    add_group_chats(app, cfg, PREFIX)  # the AI bot's group chats
 
 
 def make_wecom(cfg: Config) -> FakeWeCom:
@@ -92,7 +94,8 @@ async def page(request: web.Request) -> web.Response:
     people = await request.app[db_key].run(list_people)
     html = request.app[pages_key].get_template("sandbox/index.html.j2").render(
         featured=[p for p in people if p.featured], groups=group_by_unit(people),
-        people=[p.as_dict() for p in people], webhooks=webhook_choices(request.app[config_key]))
+        people=[p.as_dict() for p in people], webhooks=webhook_choices(request.app[config_key]),
+        chats=group_choices())
     return web.Response(text=html, content_type="text/html", charset="utf-8",
                         headers={"Cache-Control": "no-store"})
 

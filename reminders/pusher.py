@@ -1,0 +1,56 @@
+"""The three ways a sweep reaches people:
+
+- ``alert``: at once, day or night (major hazards, missed duty, incidents);
+- ``timely``: at once, but held until the quiet hours end (a shift starting soon);
+- ``routine``: into the person's daily digest (overdue and due-soon rectifications, deadlines),
+  unless they snoozed that subject.
+
+All of them write rows in the caller's transaction, with deterministic keys: a sweep run twice,
+late, or on two instances sends nothing twice.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session
+
+from bot.pushes import enqueue_text
+from bot.render import Renderer
+from models import digest, outbox
+from reminders.quiet import release_at
+
+
+class Pusher:
+    def __init__(self, *, renderer: Renderer, tz: ZoneInfo, quiet_hours: str) -> None:
+        self.renderer, self.tz, self.quiet_hours = renderer, tz, quiet_hours
+
+    def alert(self, *, session: Session, key: str, to: list[str], template: str, now: datetime,
+              **data: Any) -> int:
+        text = self.renderer.render(template, **data)
+        return sum(enqueue_text(session=session, key=f"{key}:{u}", to=u, text=text, now=now,
+                                urgent=True) for u in to)
+
+    def timely(self, *, session: Session, key: str, to: list[str], template: str,
+               now: datetime, **data: Any) -> int:
+        text = self.renderer.render(template, **data)
+        hold = release_at(now, self.tz, self.quiet_hours)
+        added = 0
+        for user in to:
+            added += outbox.enqueue(session=session, key=f"{key}:{user}", recipient=user,
+                                    msgtype="text", payload={"content": text}, now=now,
+                                    not_before=hold)
+        return added
+
+    def routine(self, *, session: Session, key: str, to: list[str], template: str,
+                now: datetime, today: date, subject: str = "", **data: Any) -> int:
+        text = self.renderer.render(template, **data)
+        added = 0
+        for user in to:
+            if subject and digest.snoozed(session=session, userid=user, subject=subject,
+                                          today=today):
+                continue
+            added += digest.add_item(session=session, key=f"{key}:{user}", userid=user,
+                                     subject=subject, text=text, now=now)
+        return added

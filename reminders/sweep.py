@@ -1,0 +1,82 @@
+"""Sweeps: plain functions that look at the database and say what is due now.
+
+A sweep takes a ``SweepCtx`` (one transaction, the injected time, the settings, a ``Pusher``)
+and returns how many pushes it queued. It is idempotent by its keys, so it may run late,
+twice, or on two instances. ``Sweeper.run_once`` runs every registered sweep, each in its own
+transaction (one failing does not stop the others).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Callable, Sequence
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session
+
+from bot.clock import Clock
+from bot.config import MonthlyConfig, RemindersConfig
+from bot.db import Database
+from bot.workcal import WorkCalendar
+from reminders.pusher import Pusher
+from reminders.quiet import is_quiet
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SweepCtx:
+    session: Session
+    now: datetime
+    tz: ZoneInfo
+    calendar: WorkCalendar
+    pusher: Pusher
+    settings: RemindersConfig
+    quiet_hours: str
+    areas: dict[str, str]
+    monthly: MonthlyConfig = MonthlyConfig()
+
+    @property
+    def local_now(self) -> datetime:
+        return self.now.astimezone(self.tz)
+
+    @property
+    def today(self) -> date:
+        return self.local_now.date()
+
+    @property
+    def daytime(self) -> bool:
+        """Outside the quiet hours: daily routine sweeps wait for the morning."""
+        return not is_quiet(self.now, self.tz, self.quiet_hours)
+
+
+Sweep = Callable[[SweepCtx], int]
+
+
+class Sweeper:
+    def __init__(self, *, db: Database, clock: Clock, tz: ZoneInfo, calendar: WorkCalendar,
+                 pusher: Pusher, settings: RemindersConfig, quiet_hours: str,
+                 areas: dict[str, str], sweeps: Sequence[tuple[str, Sweep]],
+                 wake: Callable[[], None] = lambda: None,
+                 monthly: MonthlyConfig = MonthlyConfig()) -> None:
+        self.db, self.clock, self.sweeps, self.wake = db, clock, tuple(sweeps), wake
+        self._fixed = dict(tz=tz, calendar=calendar, pusher=pusher, settings=settings,
+                           quiet_hours=quiet_hours, areas=areas, monthly=monthly)
+
+    async def run_once(self) -> dict[str, int]:
+        """Run every sweep for the present moment; their counts by name (-1: it failed)."""
+        now = self.clock.now()
+        results: dict[str, int] = {}
+        for name, sweep in self.sweeps:
+            try:
+                results[name] = await self.db.run(self._run, sweep=sweep, now=now)
+            except Exception:
+                log.exception("sweep %s failed", name)
+                results[name] = -1
+        if any(n > 0 for n in results.values()):
+            self.wake()
+        return results
+
+    def _run(self, *, session: Session, sweep: Sweep, now: datetime) -> int:
+        return sweep(SweepCtx(session=session, now=now, **self._fixed))

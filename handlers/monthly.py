@@ -140,7 +140,7 @@ async def on_progress(msg: Incoming, ctx: Ctx) -> Reply:
     """Stores the progress text (保留 keeps the earlier one), then the drafted items."""
     text = msg.text.strip()
     word = normalise(text)
-    if word in KEEP or (ctx.photo_ids and not text):
+    if word in KEEP:
         view = await ctx.db.run(load_view, unit_id=ctx.unit_id,
                                 month=ctx.conversation.data["month"])
         if view["progress"]:

@@ -106,8 +106,10 @@ def add_campaign(session):
     session.add(phase)
     session.flush()
     items = {}
-    for key, name, due in (("sep", "九月总结", date(2025, 9, 30)), ("plan", "工作方案", date(2025, 10, 1)),
-                           ("oct", "十月总结", date(2025, 10, 31)), ("nov", "十一月总结", date(2025, 11, 5))):
+    for key, name, due in (("sep", "九月总结", date(2025, 9, 30)),
+                           ("plan", "工作方案", date(2025, 10, 1)),
+                           ("oct", "十月总结", date(2025, 10, 31)),
+                           ("nov", "十一月总结", date(2025, 11, 5))):
         items[key] = cp.Deliverable(campaign_id=c.id, phase_id=phase.id, key=key, series=key,
                                     name=name, due=due)
         session.add(items[key])
@@ -275,3 +277,17 @@ def test_the_window_of_a_month():
     assert [win.phase(date(2027, 1, d)) for d in (5, 6, 10, 11)] == [
         "open", "late", "late", "locked"]
     assert monthly.window("2026-01", due_day=28, late_days=0).due == date(2026, 2, 28)
+
+
+def test_the_monthly_config_keys(tmp_path):
+    from bot.config import ConfigError, load_config
+    path = tmp_path / "c.toml"
+    path.write_text("[monthly]\ndue_day = 10\n", encoding="utf-8")
+    cfg = load_config(path, env={}, require_app=False)
+    assert (cfg.monthly.due_day, cfg.monthly.late_days) == (10, 5)
+    assert load_config(path, env={"SAFEBOT_MONTHLY_LATE_DAYS": "0"},
+                       require_app=False).monthly.late_days == 0
+    assert load_config(None, env={}, require_app=False).monthly.due_day == 5
+    path.write_text("[monthly]\ndue_day = 31\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="monthly.due_day"):
+        load_config(path, env={}, require_app=False)

@@ -1,19 +1,12 @@
-"""导出台账: a leader's hazard ledger (隐患治理清单, seed 004) as an Excel file, pushed to them.
-
-Slow work answers at once and pushes the result later (DESIGN.md): the reply says the file is
-being made; a background task (kept in ``ctx.services["background"]``, awaited at shutdown)
-reads the rows and writes the workbook in a worker thread, off the event loop and off the
-database thread, then queues the file and a short summary in the outbox and wakes it.
-"""
+"""导出台账: a leader's hazard ledger (隐患治理清单, seed 004) as an Excel file, pushed to them
+(made in the background: handlers/file_export.py)."""
 from __future__ import annotations
 
-import asyncio
+import functools
 import hashlib
-import logging
 import re
 import unicodedata
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,12 +19,10 @@ from bot.db import Database
 from bot.ledger_xlsx import export_path, write_ledger
 from bot.messages import Incoming, Reply
 from bot.router import Router
-from handlers.hazard_common import Notices
-from models import outbox
+from handlers.file_export import Export, launch
 from models.ledger import ledger_counts, ledger_rows
 from models.org import LEADERS, Unit
 
-log = logging.getLogger(__name__)
 router = Router("ledger_export")
 _RANGE_SEPARATOR = re.compile(r"\s*(?:至|到|~|—+)\s*|\s+")
 
@@ -66,20 +57,6 @@ def parse_period(text: str, *, today: date) -> tuple[date, date]:
     return start, end
 
 
-@dataclass(frozen=True)
-class Job:
-    """One export, with what the background task needs from the turn that asked for it."""
-
-    key: str          # the outbox keys' stem: one export per message, even if WeCom retries
-    userid: str
-    unit_id: int
-    unit: str
-    start: date
-    end: date
-    today: date
-    now: datetime
-
-
 @router.command("导出台账", roles=LEADERS)
 async def export_ledger(msg: Incoming, ctx: Ctx) -> Reply:
     """导出台账 [开始日期] [结束日期] —— 导出本单位及下属单位的隐患台账（Excel 文件，默认本月）"""
@@ -89,66 +66,32 @@ async def export_ledger(msg: Incoming, ctx: Ctx) -> Reply:
     except PeriodError as exc:
         return Reply.of("ledger/usage.txt.j2", reason=exc.reason, today=today)
     who = ctx.identity
-    tasks: set[asyncio.Task[None]] = ctx.services["background"]
-    name = f"ledger:{who.userid}"
-    if any(t.get_name() == name for t in tasks):  # one at a time per person
+    key = f"ledger:{msg.dedupe_key}"
+    export = Export(kind="ledger", key=key, userid=who.userid, now=ctx.now,
+                    filename=ctx.renderer.render("ledger/filename.txt.j2", unit=who.unit_name,
+                                                 start=start, end=end),
+                    done_template="ledger/exported.txt.j2",
+                    failed_template="ledger/failed.txt.j2",
+                    data={"unit": who.unit_name, "start": start, "end": end})
+    make = functools.partial(_make_file, key=key, unit_id=who.unit_id, unit=who.unit_name,
+                             start=start, end=end, today=today, db=ctx.db, tz=ctx.tz,
+                             area_names=ctx.services["areas"],
+                             data_dir=Path(ctx.services["data_dir"]))
+    if not launch(ctx, export, make):
         return Reply.of("ledger/busy.txt.j2")
-    job = Job(key=f"ledger:{msg.dedupe_key}", userid=who.userid, unit_id=who.unit_id,
-              unit=who.unit_name, start=start, end=end, today=today, now=ctx.now)
-    filename = ctx.renderer.render("ledger/filename.txt.j2", unit=who.unit_name,
-                                   start=start, end=end)
-    task = asyncio.create_task(_export(job, filename=filename, db=ctx.db, tz=ctx.tz,
-                                       services=ctx.services), name=name)
-    tasks.add(task)
-    task.add_done_callback(tasks.discard)
     return Reply.of("ledger/working.txt.j2", unit=who.unit_name, start=start, end=end)
 
 
-async def _export(job: Job, *, filename: str, db: Database, tz: ZoneInfo,
-                  services: dict[str, Any]) -> None:
-    """Make the file, then queue it (or the apology) and wake the outbox."""
-    result: dict[str, Any] | None = None
-    try:
-        result = await asyncio.to_thread(_make_file, job, db=db, tz=tz,
-                                         area_names=services["areas"],
-                                         data_dir=Path(services["data_dir"]))
-    except Exception:
-        log.exception("ledger export %s failed", job.key)
-    try:
-        await db.run(_enqueue, job=job, result=result, filename=filename,
-                     notices=services["notices"])
-    except Exception:
-        log.exception("could not queue ledger export %s", job.key)
-        return
-    services["wake"]()
-
-
-def _make_file(job: Job, *, db: Database, tz: ZoneInfo, area_names: dict[str, str],
+def _make_file(*, key: str, unit_id: int, unit: str, start: date, end: date, today: date,
+               db: Database, tz: ZoneInfo, area_names: dict[str, str],
                data_dir: Path) -> dict[str, Any]:
-    """In a worker thread: read the rows on a connection of its own (a big export must not
-    hold the database thread the callbacks need) and write the workbook."""
+    """In a worker thread: read the rows and write the workbook."""
     def read(*, session: Session) -> tuple[str, dict[str, list[dict[str, Any]]]]:
-        unit = session.get(Unit, job.unit_id)
-        return unit.code, ledger_rows(session=session, unit_id=job.unit_id, start=job.start,
-                                      end=job.end, tz=tz, today=job.today,
-                                      area_names=area_names)
+        code = session.get(Unit, unit_id).code
+        return code, ledger_rows(session=session, unit_id=unit_id, start=start, end=end, tz=tz,
+                                 today=today, area_names=area_names)
     code, sheets = db.call(read)
-    relative = export_path(code, job.start, job.end,
-                           suffix=hashlib.sha1(job.key.encode()).hexdigest()[:8])
-    write_ledger(data_dir / relative, sheets, title=job.unit, period=(job.start, job.end))
+    relative = export_path(code, start, end, suffix=hashlib.sha1(key.encode()).hexdigest()[:8])
+    write_ledger(data_dir / relative, sheets, title=unit, period=(start, end))
     counts = ledger_counts([row for rows in sheets.values() for row in rows])
     return {"path": relative, "units": len(sheets), **counts}
-
-
-def _enqueue(*, session: Session, job: Job, result: dict[str, Any] | None, filename: str,
-             notices: Notices) -> None:
-    common = {"unit": job.unit, "start": job.start, "end": job.end, "filename": filename}
-    if result is None:
-        notices.text(session=session, template="ledger/failed.txt.j2", key=f"{job.key}:failed",
-                     to=[job.userid], now=job.now, **common)
-        return
-    outbox.enqueue(session=session, key=f"{job.key}:file", recipient=job.userid,
-                   msgtype="file", payload={"path": result["path"], "filename": filename},
-                   now=job.now)
-    notices.text(session=session, template="ledger/exported.txt.j2", key=f"{job.key}:text",
-                 to=[job.userid], now=job.now, **common, **result)

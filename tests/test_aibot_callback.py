@@ -20,7 +20,7 @@ from bot.keys import dispatcher_key
 from bot.sandbox import aibot_bodies as bodies
 from models.aibot_stream import AibotStream
 from models.photo import Photo
-from tests.aibot_sandbox import CHAT, JPEG, Box, aibot_sandbox, until
+from tests.aibot_sandbox import CHAT, JPEG, Box, aibot_sandbox
 from tests.test_aibot_connection import slow_handler
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 from typing import AsyncIterator
@@ -214,3 +215,13 @@ async def test_a_group_message_while_the_bot_is_offline_gets_a_chinese_503(tmp_p
         async with offline.http.post("/sandbox/api/group_messages", json={
                 "from": "demo-liaison", "chat_id": "bad id!", "text": "帮助"}) as resp:
             assert resp.status == 400
+
+
+async def test_a_phone_sized_photo_fits_through_the_page(box):
+    big = JPEG + os.urandom(3 * 1024 * 1024)  # bigger than the service's 1 MB request limit
+    async with box.http.post("/sandbox/api/group_messages", json={
+            "from": "demo-liaison", "chat_id": CHAT, "text": "帮助",
+            "image": base64.b64encode(big).decode()}) as resp:
+        assert resp.status == 200, await resp.text()
+    photos = await box.run(lambda *, session: session.exec(select(Photo)).all())
+    assert [p.size for p in photos] == [len(big)]

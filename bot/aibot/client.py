@@ -55,6 +55,7 @@ class AibotClient:
         self._pings: set[asyncio.Task] = set()
         self._pings_out = 0
         self._was_kicked = False
+        self._failures = 0         # connection attempts failed in a row
 
     async def run(self) -> None:
         """Connect and stay connected until cancelled."""
@@ -79,8 +80,11 @@ class AibotClient:
             ws = await self.http.ws_connect(self.url, autoping=True, heartbeat=None,
                                             timeout=aiohttp.ClientWSTimeout(ws_close=5.0))
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-            log.warning("AI bot: cannot connect to %s: %s", self.url, exc or type(exc).__name__)
+            self._failures += 1  # the first miss is routine (a server still starting up)
+            log.log(logging.WARNING if self._failures > 1 else logging.INFO,
+                    "AI bot: cannot connect to %s: %s", self.url, exc or type(exc).__name__)
             return "failed"
+        self._failures = 0
         self._ws, self._was_kicked, self._pings_out = ws, False, 0
         reader = asyncio.create_task(self._read(ws), name="aibot-reader")
         heartbeat: asyncio.Task | None = None
@@ -212,6 +216,10 @@ class AibotClient:
                 future.cancel()
         self._pending.clear()
 
-    async def close(self) -> None:
-        """Let in-flight frame handlers finish (graceful shutdown)."""
-        await asyncio.gather(*self._handlers, return_exceptions=True)
+    async def close(self, timeout: float = 10.0) -> None:
+        """Let in-flight frame handlers finish (graceful shutdown), for ``timeout`` at most."""
+        if self._handlers:
+            _, late = await asyncio.wait(set(self._handlers), timeout=timeout)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)

@@ -17,11 +17,11 @@ from pathlib import Path
 import aiohttp
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from bot.aibot.inbound import ImageRef
 from bot.clock import Clock
 from bot.db import Database
 from bot.photos import store_bytes
 from models import photo
-from bot.aibot.inbound import ImageRef
 
 log = logging.getLogger(__name__)
 MAX_IMAGE_BYTES = 20 * 1024 * 1024

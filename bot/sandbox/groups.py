@@ -37,6 +37,7 @@ from bot.sandbox.settings import AIBOT_WS_PATH, WEBHOOK_KINDS, origin
 
 MAX_TEXT_CHARS = 4000
 MAX_IMAGE_MB = 5
+MAX_BODY = (MAX_IMAGE_MB * 4 // 3 + 1) * 1024 * 1024  # the image as base64, and the text
 ANSWER_TIMEOUT_S = 30
 _CHAT_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 
@@ -96,7 +97,7 @@ def _image(app: web.Application, body: dict) -> list[dict[str, str]]:
     data = body.get("image")
     if data in (None, ""):
         return []
-    if not isinstance(data, str) or len(data) > MAX_IMAGE_MB * 1024 * 1024 * 4 // 3 + 8:
+    if not isinstance(data, str) or len(data) > MAX_IMAGE_MB * 1024 * 1024 * 4 // 3 + 100:
         raise BadRequest("image_too_large" if isinstance(data, str) else "bad_image",
                          limit=MAX_IMAGE_MB)
     try:
@@ -114,6 +115,7 @@ def _image(app: web.Application, body: dict) -> list[dict[str, str]]:
 
 async def api_group_messages(request: web.Request) -> web.Response:
     app = request.app
+    request = request.clone(client_max_size=MAX_BODY)  # a photo is bigger than the app's 1 MB
     try:
         body = await read_object(request)
         sender = required_text(body, "from", "no_sender")

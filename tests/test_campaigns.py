@@ -274,10 +274,14 @@ async def test_submit_by_number_with_a_photo_and_the_month_now_due(door, demo, f
     media = fake_wecom.add_media(b"\xff\xd8photo", "image/jpeg", "check.jpg")
     photo = (await door.wecom.image("cxzx-liaison", media)).reply_text
     assert "共 1 张照片" in photo
+    file_xml = door.wecom.message_xml("cxzx-liaison", "file",
+                                      "<MediaId>FILE1</MediaId><FileName>记录.docx</FileName>")
+    assert "已记录收到文件（共 1 个）" in (await door.wecom.post_plaintext(file_xml)).reply_text
     moved_on = await say(door, "cxzx-liaison", "台账")  # a command ends the submission
     assert "隐患台账" in moved_on
     assert "隐患台账" in await say(door, "cxzx-liaison", "台账")
-    assert demo.call(lambda session: session.exec(select(cp.Submission)).one()).photo_ids
+    held = demo.call(lambda session: session.exec(select(cp.Submission)).one())
+    assert (len(held.photo_ids), held.files) == (1, 1)
 
     by_number = await say(door, "cxzx-leader", f"提交 {items['plan'].id}")
     assert "已记录本单位提交的「活动实施方案」" in by_number

@@ -10,7 +10,7 @@ from typing import AsyncIterator, Sequence
 import aiohttp
 from aiohttp import web
 
-from bot.aibot.setup import add_aibot
+from bot.aibot.setup import AIBOT_CALLBACK_PATH, add_aibot
 from bot.app_door import AppDoor
 from bot.dashboard.setup import add_dashboard
 from bot.clock import Clock
@@ -19,7 +19,10 @@ from bot.crypto import CallbackCrypto
 from bot.db import Database
 from bot.dispatcher import Dispatcher
 from bot.keys import (api_key, clock_key, config_key, db_key, dispatcher_key, door_key,
-                      photos_key, renderer_key, routes_key, sender_key, sweeper_key, sweeps_key)
+                      photos_key, renderer_key, routes_key, scheduler_key, sender_key,
+                      sweeper_key, sweeps_key)
+from bot.ops.metrics import metrics_key
+from bot.ops.web import add_ops
 from bot.outbox_sender import OutboxSender
 from bot.photos import PhotoFetcher
 from bot.pushes import enqueue_text
@@ -60,6 +63,7 @@ def create_app(cfg: Config, *, clock: Clock | None = None, routers: Sequence[Rou
     # The router freezes before start-up, so routes are fixed here and find their door later.
     app.router.add_get(APP_CALLBACK_PATH, _verify_url)
     app.router.add_post(APP_CALLBACK_PATH, _receive)
+    add_ops(app, doors={APP_CALLBACK_PATH: "app", AIBOT_CALLBACK_PATH: "aibot"})  # /healthz
     return app
 
 
@@ -88,13 +92,15 @@ async def _wecom(app: web.Application) -> AsyncIterator[None]:
                        clock=app[clock_key])
         sender = OutboxSender(db=app[db_key], api=api, clock=app[clock_key],
                               renderer=app[renderer_key], webhooks=cfg.wecom.webhooks,
-                              data_dir=Path(cfg.storage.data_dir))
+                              data_dir=Path(cfg.storage.data_dir),
+                              on_outcome=app[metrics_key].push)
         photos = PhotoFetcher(db=app[db_key], api=api, clock=app[clock_key],
                               data_dir=Path(cfg.storage.data_dir))
         app[api_key], app[sender_key], app[photos_key] = api, sender, photos
         tasks = [asyncio.create_task(sender.run(), name="outbox-sender"),
                  asyncio.create_task(photos.run(), name="photo-fetcher")]
         yield
+        await sender.stop()  # the batch in flight is sent and marked, never cut in between
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -122,7 +128,8 @@ async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
 async def _reminders(app: web.Application) -> AsyncIterator[None]:
     """The sweeps and their clock; one catch-up run at start (what came due while down)."""
     cfg, services = app[config_key], app[dispatcher_key].services
-    pusher = Pusher(renderer=app[renderer_key], tz=cfg.tz, quiet_hours=cfg.scheduler.quiet_hours)
+    pusher = Pusher(renderer=app[renderer_key], tz=cfg.tz, quiet_hours=cfg.scheduler.quiet_hours,
+                    groups=services.get("group_pushes"))
     sweeper = Sweeper(db=app[db_key], clock=app[clock_key], tz=cfg.tz,
                       calendar=services["calendar"], pusher=pusher, settings=cfg.reminders,
                       quiet_hours=cfg.scheduler.quiet_hours, areas=services["areas"],
@@ -130,6 +137,7 @@ async def _reminders(app: web.Application) -> AsyncIterator[None]:
     app[sweeper_key] = sweeper
     scheduler = make_scheduler(sweeper, tz=cfg.tz, every_min=cfg.scheduler.sweep_every_min)
     scheduler.start()
+    app[scheduler_key] = scheduler  # /healthz looks at it; on_shutdown pauses it first
     catch_up = asyncio.create_task(sweeper.run_once(), name="catch-up-sweep")
     yield
     scheduler.shutdown(wait=False)

@@ -20,6 +20,7 @@ from bot.crypto import CallbackCrypto, CryptoError, extract_encrypt
 from bot.db import Database
 from bot.dispatcher import Dispatcher, Turn
 from bot.messages import Incoming
+from bot.ops.metrics import note_outcome
 from bot.render import Renderer
 from models import dedupe
 
@@ -39,7 +40,8 @@ class AppDoor:
         self._background: set[asyncio.Task] = set()
 
     def _fresh(self, timestamp: str) -> bool:
-        if not timestamp.isdigit() or len(timestamp) > 12:
+        # isascii: "²" and "፩" pass isdigit() but not int() (a 500 before the signature)
+        if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
             return False
         return self.window == 0 or abs(self.clock.now().timestamp() - int(timestamp)) <= self.window
 
@@ -83,6 +85,7 @@ class AppDoor:
             return web.Response()
         if not await self.db.run(dedupe.first_time, key="app:" + msg.dedupe_key,
                                  now=self.clock.now()):
+            note_outcome(request, "duplicate")
             return web.Response()  # WeCom's retry of something already handled
         turn = await self._answer(msg)
         if turn.button:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -12,7 +11,9 @@ from bot.config import Config, ConfigError, load_config
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from bot.ops.logs import setup_for_cli
+
+    setup_for_cli(getattr(args, "config", None))  # [logging]; secrets redacted
     try:
         return args.run(args)
     except ConfigError as exc:
@@ -61,6 +62,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["import"], help="import: check FILE, then store every slot")
     p.add_argument("file", help="a .csv or .xlsx file: 单位编码,日期,班次,开始,结束,值班人员,带班领导")
     command("check", duty_cli.run_check, "check rosters and escalation chains; print findings")
+    from bot.ops import backup
+    p = command("backup", backup.run, "a consistent copy of the SQLite database (PostgreSQL: "
+                "prints the pg_dump command)")
+    p.add_argument("--out", default="", metavar="PATH",
+                   help="the copy (default: <data_dir>/backups/safebot-<UTC time>.db)")
 
     export = sub.add_parser("export", help="write data to files (XLSX)")
     targets = export.add_subparsers(dest="target", required=True)

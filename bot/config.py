@@ -112,6 +112,12 @@ class DashboardConfig:
 
 
 @dataclass(frozen=True)
+class LoggingConfig:
+    format: str = "text"  # or "json": one JSON object a line (ts, level, logger, message, ...)
+    level: str = "INFO"
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -121,6 +127,7 @@ class Config:
     reminders: RemindersConfig = field(default_factory=RemindersConfig)
     monthly: MonthlyConfig = field(default_factory=MonthlyConfig)
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -236,6 +243,11 @@ def _validate(cfg: Config, *, require_app: bool) -> None:
         raise ConfigError("monthly.due_day must be 1..28 (a day every month has)")
     if not 0 <= cfg.monthly.late_days <= 25:
         raise ConfigError("monthly.late_days must be 0..25")
+    if cfg.logging.format not in ("text", "json"):
+        raise ConfigError(f"logging.format must be text or json, got {cfg.logging.format!r}")
+    if cfg.logging.level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError("logging.level must be DEBUG, INFO, WARNING or ERROR, "
+                          f"got {cfg.logging.level!r}")
 
 
 def _validate_aibot(bot: AibotConfig) -> None:

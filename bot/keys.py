@@ -1,5 +1,6 @@
 """Typed keys for the long-lived objects kept on the aiohttp application."""
 from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.app_door import AppDoor
 from bot.clock import Clock
@@ -24,4 +25,5 @@ api_key = web.AppKey("wecom_api", WeComAPI)
 sender_key = web.AppKey("outbox_sender", OutboxSender)
 photos_key = web.AppKey("photo_fetcher", PhotoFetcher)
 sweeper_key = web.AppKey("sweeper", Sweeper)
+scheduler_key = web.AppKey("scheduler", AsyncIOScheduler)
 sweeps_key = web.AppKey("sweeps", tuple)

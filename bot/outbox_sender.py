@@ -45,12 +45,15 @@ class Outcome:
 class OutboxSender:
     def __init__(self, *, db: Database, api: WeComAPI, clock: Clock, renderer: Renderer,
                  webhooks: dict[str, str], batch: int = 200, chunk: int = 25,
-                 idle_s: float = 1.0, data_dir: Path = Path("data")) -> None:
-        self.data_dir = data_dir
+                 idle_s: float = 1.0, data_dir: Path = Path("data"),
+                 on_outcome: Callable[[str, str], None] = lambda channel, status: None) -> None:
+        self.data_dir, self.on_outcome = data_dir, on_outcome  # on_outcome: metrics
         self.db, self.api, self.clock, self.renderer = db, api, clock, renderer
         self.webhooks, self.batch, self.chunk, self.idle_s = webhooks, batch, chunk, idle_s
         self.owner = f"sender-{uuid.uuid4().hex[:12]}"
         self._wake = asyncio.Event()
+        self._stopping, self._idle = False, asyncio.Event()
+        self._idle.set()  # not inside drain_once: a cancel here cuts nothing in two
         # Other channels plug in a sender (the AI bot's long connection: "aibot"); it returns
         # the result to record, or raises WeComError / WeComUnavailable like the API does.
         self.channels: dict[str, ChannelSend] = {}
@@ -60,14 +63,28 @@ class OutboxSender:
         self._wake.set()
 
     async def run(self) -> None:
-        while True:
+        while not self._stopping:
+            self._idle.clear()
             try:
                 sent = await self.drain_once()
             except Exception:  # the database or WeCom is down: keep trying, slowly
                 log.exception("outbox dispatch failed; retrying")
                 sent = 0
+            finally:
+                self._idle.set()
             if not sent:
                 await self._sleep()
+
+    async def stop(self, timeout: float = 60.0) -> None:
+        """Graceful shutdown: claim no new batch, and let the one being sent finish and be
+        marked (a cancel could cut between a send and its mark); then ``run`` may be
+        cancelled. Unclaimed rows wait for the next start."""
+        self._stopping = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except asyncio.TimeoutError:
+            log.warning("outbox sender still busy after %s s; stopping it anyway", timeout)
 
     async def _sleep(self) -> None:
         delay = self.idle_s
@@ -78,6 +95,8 @@ class OutboxSender:
         if due is not None:
             delay = min(max((due - self.clock.now()).total_seconds(), 0.2), self.idle_s)
         self._wake.clear()
+        if self._stopping:
+            return
         try:
             await asyncio.wait_for(self._wake.wait(), delay)
         except asyncio.TimeoutError:
@@ -95,6 +114,8 @@ class OutboxSender:
         """Send a few rows at once and mark them as soon as they are back."""
         outcomes = await asyncio.gather(*(self._send(row) for row in chunk))
         await self.db.run(self._record, outcomes=outcomes)
+        for o in outcomes:
+            self.on_outcome(o.row.channel, o.status)
 
     async def _send(self, row: outbox.Claimed) -> Outcome:
         try:

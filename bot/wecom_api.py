@@ -67,6 +67,12 @@ class WeComAPI:
         self.token_fetches = 0
 
     # -- token -------------------------------------------------------------------------------
+    @property
+    def token_expires_at(self) -> float | None:
+        """When the cached token expires by WeCom's count (epoch seconds; it is fetched again
+        ``REFRESH_MARGIN_S`` before), or None before the first fetch (``/healthz``)."""
+        return self._token_expires + REFRESH_MARGIN_S if self._token else None
+
     async def token(self, *, stale: str | None = None) -> str:
         """The cached token; ``stale`` names a token WeCom refused, forcing one refetch."""
         async with self._token_lock:

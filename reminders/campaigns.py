@@ -61,6 +61,10 @@ def _remind(ctx: SweepCtx, item: cp.Deliverable, missing: set[int], days: int,
             session=ctx.session, key=f"campaign:{item.id}:{unit_id}:{days}", to=to,
             template="campaign/reminder_item.txt.j2", now=ctx.now, today=ctx.today,
             days_left=days, **data)
+        queued += ctx.pusher.group(
+            session=ctx.session, key=f"campaign-group:{item.id}:{unit_id}:{days}",
+            unit_id=unit_id, template="campaign/reminder_item.txt.j2", now=ctx.now,
+            days_left=days, **data)
     return queued
 
 

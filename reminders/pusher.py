@@ -3,7 +3,8 @@
 - ``alert``: at once, day or night (major hazards, missed duty, incidents);
 - ``timely``: at once, but held until the quiet hours end (a shift starting soon);
 - ``routine``: into the person's daily digest (overdue and due-soon rectifications, deadlines),
-  unless they snoozed that subject.
+  unless they snoozed that subject;
+- ``group``: to the unit's bound group chats (AI bot) or its webhook, when it has one.
 
 All of them write rows in the caller's transaction, with deterministic keys: a sweep run twice,
 late, or on two instances sends nothing twice.
@@ -23,8 +24,10 @@ from reminders.quiet import release_at
 
 
 class Pusher:
-    def __init__(self, *, renderer: Renderer, tz: ZoneInfo, quiet_hours: str) -> None:
+    def __init__(self, *, renderer: Renderer, tz: ZoneInfo, quiet_hours: str,
+                 groups: Any = None) -> None:
         self.renderer, self.tz, self.quiet_hours = renderer, tz, quiet_hours
+        self.groups = groups  # bot.aibot.channel.GroupPushes, when the AI bot or webhooks exist
 
     def alert(self, *, session: Session, key: str, to: list[str], template: str, now: datetime,
               **data: Any) -> int:
@@ -54,3 +57,11 @@ class Pusher:
             added += digest.add_item(session=session, key=f"{key}:{user}", userid=user,
                                      subject=subject, text=text, now=now)
         return added
+
+    def group(self, *, session: Session, key: str, unit_id: int, template: str, now: datetime,
+              **data: Any) -> int:
+        """The unit's group chats hear it too (nothing when the unit has none)."""
+        if self.groups is None:
+            return 0
+        return self.groups.enqueue(session=session, key=key, unit_id=unit_id,
+                                   text=self.renderer.render(template, **data), now=now)

@@ -293,3 +293,23 @@ async def test_submit_by_number_with_a_photo_and_the_month_now_due(door, demo, f
     assert "没有找到与「应急演练视频」对应的待交材料" in unknown and "总结报告" in unknown
     assert "三学三查" not in unknown  # only what the unit still owes
     assert "你的角色不能使用「提交」" in await say(door, "cxzx-duty", "提交 实施方案")
+
+
+async def test_a_unit_with_a_group_hears_its_deadline_reminders_there_too(demo):
+    from bot.aibot.channel import GroupPushes
+    from models import outbox
+    load(demo, example(SEED_003))
+    plan = items_by_key(demo)["plan"]
+    clock = FakeClock(at(2025, 3, 24, 9))  # 7 days before the plan is due
+    sweeper = Sweeper(db=demo, clock=clock, tz=TZ, calendar=load_calendar(),
+                      pusher=Pusher(renderer=Renderer(TZ), tz=TZ, quiet_hours=QUIET,
+                                    groups=GroupPushes(aibot_push=False,
+                                                       webhooks={"CD-SY": "key-cdsy"})),
+                      settings=RemindersConfig(), quiet_hours=QUIET, areas={}, sweeps=SWEEPS)
+    await sweeper.run_once()
+    await sweeper.run_once()
+    rows = demo.call(lambda session: list(session.exec(select(outbox.OutboxMessage).where(
+        outbox.OutboxMessage.channel == "webhook"))))
+    assert [(r.recipient, r.key) for r in rows] == [
+        ("CD-SY", f"campaign-group:{plan.id}:{unit_ids(demo)['CD-SY']}:7:webhook:CD-SY")]
+    assert plan.name in str(rows[0].payload)

@@ -34,7 +34,10 @@ def parse_callback(plaintext: str) -> Incoming:
     xml = doc.get("xml") if isinstance(doc, dict) else None
     if not isinstance(xml, dict):
         raise BadXml("no <xml> root")
-    return _to_incoming({k: v for k, v in xml.items()})
+    try:
+        return _to_incoming({k: v for k, v in xml.items()})
+    except RecursionError:  # repr() for the dedupe key of thousands of nested elements
+        raise BadXml("nested too deeply") from None
 
 
 def _text(xml: dict[str, Any], key: str) -> str:

@@ -32,7 +32,8 @@ async def spot(msg: Incoming, ctx: Ctx) -> Reply:
     if not words:
         return Reply.of("duty/spot_usage.txt.j2")
     if words[0] == "随机":
-        if len(words) != 2 or not words[1].isdigit() or int(words[1]) > MAX_PER_DAY:
+        if len(words) != 2 or not (words[1].isascii() and words[1].isdigit()) \
+                or int(words[1]) > MAX_PER_DAY:  # isascii: "፩" passes isdigit(), not int()
             return Reply.of("duty/spot_usage.txt.j2")
         await ctx.db.run(duty_spot.set_plan, unit_id=ctx.identity.unit_id,
                          per_day=int(words[1]), set_by=ctx.identity.person_id, now=ctx.now)

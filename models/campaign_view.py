@@ -75,7 +75,7 @@ def pick(*, session: Session, unit_id: int, today: date, args: str) -> dict:
                                  deliverable_ids=[i.id for i, _ in pool])
     head, _, rest = args.partition(" ")
     number = head.lstrip("#").removeprefix("编号")
-    if number.isdigit():
+    if number.isascii() and number.isdigit():  # "፩" passes isdigit() but not int()
         found = [(i, c) for i, c in pool if i.id == int(number)]
     else:
         found = [(i, c) for i, c in pool if _norm(args).startswith(_norm(i.name))]

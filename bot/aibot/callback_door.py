@@ -37,7 +37,8 @@ class CallbackDoor:
         self.streams = StreamState(core=core, http=http)
 
     def _fresh(self, timestamp: str) -> bool:
-        if not timestamp.isdigit() or len(timestamp) > 12:
+        # isascii: "²" and "፩" pass isdigit() but not int() (a 500 before the signature)
+        if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
             return False
         return self.window == 0 or abs(self.clock.now().timestamp() - int(timestamp)) <= self.window
 
@@ -77,7 +78,7 @@ class CallbackDoor:
             return web.Response(status=403)
         try:
             body = json.loads(self.crypto.decrypt(encrypt))
-        except (CryptoError, ValueError) as exc:
+        except (CryptoError, ValueError, RecursionError) as exc:  # RecursionError: [[[[…
             log.error("authenticated AI bot callback could not be read: %s", exc)
             return web.Response()
         inbound = self.core.parse(body) if isinstance(body, dict) else None

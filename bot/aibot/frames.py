@@ -50,7 +50,7 @@ def parse(text: str | bytes) -> Frame:
         raise BadFrame("frame too large")
     try:
         data = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: [[[[…
         raise BadFrame("not JSON") from None
     if not isinstance(data, dict):
         raise BadFrame("not an object")

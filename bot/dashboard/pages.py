@@ -88,7 +88,8 @@ def _error(request: web.Request, status: int, reason: str) -> web.Response:
 
 
 def _int(text: str | None) -> int | None:
-    return int(text) if text and text.isdigit() and len(text) < 12 else None
+    # isascii: "²" passes isdigit() but not int() (a 500 for ?page=²)
+    return int(text) if text and text.isascii() and text.isdigit() and len(text) < 12 else None
 
 
 def _filters(query: Mapping[str, str], areas: dict[str, str]) -> data.Filters:

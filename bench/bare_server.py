@@ -19,7 +19,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot.app_door import MAX_BODY, _read_limited
+from bot.callback_gate import MAX_BODY, read_limited
 from bot.app_xml import BadXml, parse_callback, text_reply
 from bot.config import load_config
 from bot.crypto import CallbackCrypto, CryptoError, extract_encrypt
@@ -41,7 +41,7 @@ def make_app(crypto: CallbackCrypto, replay_window_s: int,
     async def receive(request: web.Request) -> web.Response:
         if request.content_length is not None and request.content_length > MAX_BODY:
             return web.Response(status=413)
-        body = await _read_limited(request, MAX_BODY)
+        body = await read_limited(request, MAX_BODY)
         if body is None:
             return web.Response(status=413)
         q = request.query

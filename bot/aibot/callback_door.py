@@ -20,65 +20,41 @@ from bot.aibot import frames
 from bot.aibot.core import AibotCore
 from bot.aibot.inbound import Inbound
 from bot.aibot.stream_state import StreamState
-from bot.app_door import MAX_BODY, _read_limited
+from bot.callback_gate import CallbackGate
 from bot.clock import Clock
-from bot.crypto import CallbackCrypto, CryptoError, signature
+from bot.crypto import CallbackCrypto, signature
 
 log = logging.getLogger(__name__)
 BUDGET_S = 3.0  # WeCom waits 5 s
 _ENCRYPT_RE = re.compile(rb'"encrypt"\s*:\s*"([A-Za-z0-9+/=]{1,65536})"')
 
 
+def _extract_encrypt(body: bytes) -> str | None:
+    """The ``encrypt`` value of ``{"encrypt": "..."}`` without parsing the JSON."""
+    match = _ENCRYPT_RE.search(body)
+    return match.group(1).decode("ascii") if match else None
+
+
 class CallbackDoor:
     def __init__(self, *, crypto: CallbackCrypto, replay_window_s: int, clock: Clock,
                  core: AibotCore, http: aiohttp.ClientSession, budget_s: float = BUDGET_S) -> None:
-        self.crypto, self.window, self.clock, self.core = crypto, replay_window_s, clock, core
+        self.crypto, self.clock, self.core = crypto, clock, core
+        self.gate = CallbackGate(crypto=crypto, replay_window_s=replay_window_s, clock=clock,
+                                 name="AI bot")
         self.budget_s = budget_s
         self.streams = StreamState(core=core, http=http)
 
-    def _fresh(self, timestamp: str) -> bool:
-        # isascii: "²" and "፩" pass isdigit() but not int() (a 500 before the signature)
-        if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
-            return False
-        return self.window == 0 or abs(self.clock.now().timestamp() - int(timestamp)) <= self.window
-
     async def verify_url(self, request: web.Request) -> web.Response:
-        q = request.query
-        sig, ts, nonce, echostr = (q.get("msg_signature", ""), q.get("timestamp", ""),
-                                   q.get("nonce", ""), q.get("echostr", ""))
-        if not (sig and echostr and self._fresh(ts)
-                and self.crypto.check_signature(sig, ts, nonce, echostr)):
-            log.warning("AI bot URL verification refused from %s", request.remote)
-            return web.Response(status=403)
-        try:
-            plain = self.crypto.decrypt(echostr)
-        except CryptoError as exc:
-            log.warning("AI bot URL verification echostr undecryptable: %s", exc)
-            return web.Response(status=403)
-        return web.Response(body=plain.encode(), content_type="text/plain")  # bare
+        return await self.gate.verify_url(request)
 
     async def receive(self, request: web.Request) -> web.Response:
-        if request.content_length is not None and request.content_length > MAX_BODY:
-            return web.Response(status=413)
-        raw = await _read_limited(request, MAX_BODY)
-        if raw is None:
-            return web.Response(status=413)
-        q = request.query
-        sig, ts, nonce = q.get("msg_signature", ""), q.get("timestamp", ""), q.get("nonce", "")
-        if not sig or not self._fresh(ts):
-            log.warning("AI bot callback refused from %s: no signature or stale timestamp",
-                        request.remote)
-            return web.Response(status=403)
-        match = _ENCRYPT_RE.search(raw)
-        if match is None:
-            return web.Response(status=400)
-        encrypt = match.group(1).decode("ascii")
-        if not self.crypto.check_signature(sig, ts, nonce, encrypt):
-            log.warning("AI bot callback refused from %s: bad signature", request.remote)
-            return web.Response(status=403)
+        opened = await self.gate.open(request, _extract_encrypt)
+        if isinstance(opened, web.Response):
+            return opened
+        nonce = opened.nonce
         try:
-            body = json.loads(self.crypto.decrypt(encrypt))
-        except (CryptoError, ValueError, RecursionError) as exc:  # RecursionError: [[[[…
+            body = json.loads(opened.plaintext)
+        except (ValueError, RecursionError) as exc:  # RecursionError: [[[[…
             log.error("authenticated AI bot callback could not be read: %s", exc)
             return web.Response()
         inbound = self.core.parse(body) if isinstance(body, dict) else None

@@ -59,6 +59,7 @@ class Router:
         self.states: dict[str, Handler] = {}
         self.events: dict[str, Handler] = {}
         self.cards: dict[str, Handler] = {}  # event-key prefix -> handler
+        self.cancels: dict[str, Handler] = {}  # StatesGroup name -> what 取消 does there
 
     def command(self, *words: str, roles: Iterable[str] | None = None, hidden: bool = False,
                 public: bool = False, over_state: bool = False) -> Callable[[Handler], Handler]:
@@ -85,6 +86,14 @@ class Router:
             return handler
         return register
 
+    def on_cancel(self, group: type[StatesGroup]) -> Callable[[Handler], Handler]:
+        """What 取消 does inside this conversation (e.g. keep the answers so far); the
+        handler replies, and the conversation is cleared afterwards."""
+        def register(handler: Handler) -> Handler:
+            self.cancels[group.__name__] = handler
+            return handler
+        return register
+
     def card(self, key_prefix: str) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.cards[key_prefix] = handler
@@ -103,6 +112,7 @@ class Routes:
         self.states = {k: v for r in reversed(self.routers) for k, v in r.states.items()}
         self.events = {k: v for r in reversed(self.routers) for k, v in r.events.items()}
         self.cards = [(k, v) for r in self.routers for k, v in r.cards.items()]
+        self.cancels = {k: v for r in reversed(self.routers) for k, v in r.cancels.items()}
 
     def match(self, text: str) -> tuple[Command, str] | None:
         """The command ``text`` starts with and the argument after it."""
@@ -111,6 +121,9 @@ class Routes:
             if text.startswith(command.word):
                 return command, text[len(command.word):].strip()
         return None
+
+    def cancel_handler(self, state: str | None) -> Handler | None:
+        return self.cancels.get(state.split(":", 1)[0]) if state else None
 
     def card_handler(self, event_key: str) -> Handler | None:
         for prefix, handler in sorted(self.cards, key=lambda kv: -len(kv[0])):

@@ -9,7 +9,6 @@ from handlers import (binding, checklist, common, hazard_extension, hazard_plan,
                       selfcheck_draft, snooze)
 
 ROUTERS = (
-    selfcheck.cancel_router,  # 取消 in a 自查 marks the run abandoned, else the usual 取消
     common.cancel_router,  # 取消 and 下一页 beat every conversation state
     binding.router,
     group.router,          # 绑定群 (the AI bot's group chats)

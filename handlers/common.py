@@ -13,6 +13,11 @@ router = Router("common")
 @cancel_router.command("取消", over_state=True, public=True)
 async def cancel(msg: Incoming, ctx: Ctx) -> Reply:
     """取消 —— 退出正在进行的操作"""
+    hook = ctx.routes.cancel_handler(ctx.conversation.state)
+    if hook is not None:  # the conversation has its own way to end (see Router.on_cancel)
+        reply = await hook(msg, ctx)
+        ctx.conversation.clear()
+        return reply
     had_state = ctx.conversation.state is not None
     ctx.conversation.clear()
     return Reply.of("common/cancelled.txt.j2", had_state=had_state)

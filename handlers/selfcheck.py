@@ -9,7 +9,6 @@ from __future__ import annotations
 from bot.context import Ctx
 from bot.messages import Incoming, Reply
 from bot.router import Router, State, StatesGroup, normalise
-from handlers import common
 from handlers.checklist import _pick as pick_areas
 from handlers.hazard_report import split_args
 from models import selfcheck
@@ -17,7 +16,6 @@ from models.checklist import Checklist
 from models.selfcheck import Answer
 
 router = Router("selfcheck")
-cancel_router = Router("selfcheck_cancel")
 ANSWER_WORDS = {
     "是": Answer.YES, "是的": Answer.YES, "对": Answer.YES, "对的": Answer.YES,
     "1": Answer.YES, "y": Answer.YES, "yes": Answer.YES,
@@ -36,7 +34,6 @@ class SelfCheck(StatesGroup):
     edit = State()      # 修改: a new description for the draft
 
 
-STATES = {s.name for s in vars(SelfCheck).values() if isinstance(s, State)}
 
 
 def parse_answer(text: str) -> tuple[Answer, str] | None:
@@ -125,14 +122,11 @@ async def on_item(msg: Incoming, ctx: Ctx) -> Reply:
                          "location": draft.get("location", "")})
 
 
-@cancel_router.command("取消", over_state=True, public=True, hidden=True)
-async def cancel(msg: Incoming, ctx: Ctx) -> Reply:
-    """取消 in a self-check marks the run abandoned (answers kept); elsewhere the usual 取消."""
-    if ctx.conversation.state not in STATES:
-        return await common.cancel(msg, ctx)
+@router.on_cancel(SelfCheck)
+async def on_cancel(msg: Incoming, ctx: Ctx) -> Reply:
+    """取消 in a self-check marks the run abandoned; the answers so far are kept."""
     data = ctx.conversation.data
     kept = await ctx.db.run(selfcheck.abandon_run, run_id=data["run"])
-    ctx.conversation.clear()
     area = area_of(ctx, data["area"])
     return Reply.of("selfcheck/cancelled.txt.j2", area=area.name, kept=kept,
                     total=len(area.items))

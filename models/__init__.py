@@ -2,10 +2,7 @@
 
 Importing this package registers every table on ``SQLModel.metadata`` (Alembic reads it).
 """
-from models import (conversation, dedupe, digest, hazard, invite, org,  # noqa: F401
-                    outbox, photo, selfcheck)
-from models import aibot_stream, group  # noqa: F401,E402
-from models import campaign, inspection  # noqa: F401,E402
-from models import duty, duty_spot  # noqa: F401,E402
-from models import monthly  # noqa: F401,E402
-from models import dashboard_secret  # noqa: F401,E402
+from models import (  # noqa: F401
+    aibot_stream, campaign, conversation, dashboard_secret, dedupe, digest, duty, duty_spot, group,
+    hazard, inspection, invite, monthly, org, outbox, photo, selfcheck,
+)

@@ -23,7 +23,7 @@ from bot.clock import Clock
 from bot.db import Database
 from bot.render import Renderer
 from bot.wecom_api import RATE_LIMITED, WeComAPI, WeComError, WeComUnavailable
-from models import org, outbox
+from models import org, outbox, photo
 
 log = logging.getLogger(__name__)
 ChannelSend = Callable[[outbox.Claimed], Awaitable[dict[str, Any]]]
@@ -143,11 +143,22 @@ class OutboxSender:
         return Outcome(row, "sent", result)
 
     async def _media_body(self, row: outbox.Claimed) -> dict[str, Any]:
-        """A file or image row holds a path under the data directory; it is uploaded when it
-        is sent, because a media_id lives only three days."""
-        if row.msgtype not in ("file", "image") or "path" not in row.payload:
+        """A file or image row holds a path under the data directory, or the id of a photo
+        someone sent (it may still be on its way from WeCom: then the row waits); it is
+        uploaded when it is sent, because a media_id lives only three days."""
+        if row.msgtype not in ("file", "image"):
             return row.payload
-        path = self.data_dir / row.payload["path"]
+        relative = row.payload.get("path")
+        if "photo_id" in row.payload:
+            found = await self.db.run(photo.get, photo_id=row.payload["photo_id"])
+            if found is None or found.status == photo.FAILED:
+                raise OSError(f"photo {row.payload['photo_id']} could not be fetched")
+            if found.status != photo.STORED:
+                raise WeComUnavailable(f"photo {found.id} not fetched yet")
+            relative = found.path
+        if relative is None:
+            return row.payload
+        path = self.data_dir / relative
         content = await asyncio.to_thread(path.read_bytes)
         media_id = await self.api.upload_media(row.msgtype, row.payload.get("filename", path.name),
                                                content)

@@ -15,8 +15,8 @@ from bot.router import Router, State, StatesGroup, normalise
 from handlers.hazard_common import Notices, facts, find_visible, supervisors
 from handlers.hazard_report import SKIP
 from handlers.hazard_view import show
-from models import hazard_flow
-from models.hazard import Level, Status, history, split_number
+from models import hazard_flow, outbox
+from models.hazard import Level, Status, history, photos, split_number
 from models.hazard_access import UNIT_LEADERS, can_review, can_work_on
 from models.org import Identity, Person, userids_with_roles
 
@@ -79,11 +79,32 @@ def _mark_rectified(*, session: Session, who: Identity, number: str, now, photo_
         reviewers = userids_with_roles(session=session, unit_id=hazard.unit_id,
                                        roles=UNIT_LEADERS)
     reviewers = [r for r in reviewers if r != who.userid]
-    round_ = len(history(session=session, hazard_id=hazard.id))
-    notices.card(session=session, template="hazard/review_request.card.json.j2",
-                 key=f"review:{hazard.id}:{round_}", to=reviewers, now=now,
-                 urgent=hazard.level == Level.MAJOR, rectifier=who.name, **info)
+    events = history(session=session, hazard_id=hazard.id)
+    key = f"review:{hazard.id}:{len(events)}"
+    times = sum(1 for e in events if e.action == "rectified")
+    notices.card(session=session, template="hazard/review_request.card.json.j2", key=key,
+                 to=reviewers, now=now, urgent=hazard.level == Level.MAJOR, rectifier=who.name,
+                 **info)
+    _send_photos(session, notices, key=key, hazard_id=hazard.id, to=reviewers, now=now,
+                 info={**info, "rectifier": who.name, "times": times})
     return {**info, "refused": "", "reviewers": len(reviewers)}
+
+
+def _send_photos(session: Session, notices: Notices, *, key: str, hazard_id: int,
+                 to: list[str], now, info: dict) -> None:
+    """The reviewer sees the scene before and after, one after the other, under a caption."""
+    stages = photos(session=session, hazard_id=hazard_id)
+    if not (stages["report"] or stages["rectified"]):
+        return
+    notices.text(session=session, template="hazard/review_photos.txt.j2", key=f"{key}:photos",
+                 to=to, now=now, before=len(stages["report"]), after=len(stages["rectified"]),
+                 **info)
+    for stage in ("report", "rectified"):
+        for photo_id in stages[stage]:
+            for userid in to:
+                outbox.enqueue(session=session, key=f"{key}:photo:{photo_id}:{userid}",
+                               recipient=userid, msgtype="image", payload={"photo_id": photo_id},
+                               now=now)
 
 
 @router.command("复查")

@@ -60,8 +60,10 @@ async def test_a_general_hazard_runs_the_whole_loop(service, fake_wecom):
     media = fake_wecom.add_media(b"\xff\xd8after", "image/jpeg", "after.jpg")
     done = (await service.wecom.image("demo-liaison", media)).reply_text
     assert "已标记整改完成" in done and "2 位负责人" in done  # principal and deputy
-    [card] = await pushes_to(fake_wecom, "demo-principal", 1)
+    card, caption, after = await pushes_to(fake_wecom, "demo-principal", 3)
     assert card.msgtype == "template_card" and number in card.body["main_title"]["title"]
+    assert "整改后 1 张" in text_of(caption)  # the reviewer sees the scene as it is now
+    assert fake_wecom.media[after.body["media_id"]][0] == b"\xff\xd8after"
 
     assert "不能对隐患" in await say(service, "demo-liaison", f"复查 {number} 通过")
     failed = await say(service, "demo-principal", f"复查 {number} 不通过 警示标志未设置")
@@ -71,8 +73,9 @@ async def test_a_general_hazard_runs_the_whole_loop(service, fake_wecom):
 
     await say(service, "demo-liaison", f"整改完成 {number}")
     await say(service, "demo-liaison", "跳过")
-    cards = await pushes_to(fake_wecom, "demo-principal", 2)
-    card = cards[-1]
+    await pushes_to(fake_wecom, "demo-principal", 6)  # a new card, its caption and photo
+    card = [p for p in fake_wecom.pushes_to("demo-principal")
+            if p.msgtype == "template_card"][-1]
     click = await service.wecom.card_click("demo-principal", f"hz:pass:{number}", card.task_id,
                                            card.response_code)
     assert "<ReplaceName><![CDATA[已通过]]></ReplaceName>" in click.reply_xml

@@ -276,3 +276,23 @@ async def test_a_file_push_is_uploaded_when_it_is_sent(demo, api, clock, fake_we
     content, _, filename = fake_wecom.media[pushed.body["media_id"]]
     assert (content, filename) == (b"PK\x03\x04ledger", "台账.xlsx")
     assert [r.status for r in rows(demo)] == [outbox.SENT, outbox.FAILED]
+
+
+async def test_a_photo_push_waits_until_the_photo_is_fetched(demo, api, clock, fake_wecom,
+                                                             tmp_path):
+    from models import photo
+    [photo_id] = demo.call(photo.register, media_ids=("MEDIA-later",), userid="demo-liaison",
+                           now=clock.now())
+    sender = OutboxSender(db=demo, api=api, clock=clock, renderer=Renderer(), webhooks={},
+                          data_dir=tmp_path)
+    demo.call(outbox.enqueue, key="p1", recipient="demo-principal", msgtype="image",
+              payload={"photo_id": photo_id}, now=clock.now())
+    await sender.drain_once()
+    assert rows(demo)[0].status == outbox.PENDING and "not fetched yet" in rows(demo)[0].last_error
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "a.jpg").write_bytes(b"\xff\xd8scene")
+    demo.call(photo.mark_stored, photo_id=photo_id, sha256="ab", path="photos/a.jpg",
+              content_type="image/jpeg", size=7, now=clock.now())
+    await drain_until_quiet(sender, clock)
+    [pushed] = fake_wecom.pushes_to("demo-principal")
+    assert fake_wecom.media[pushed.body["media_id"]][0] == b"\xff\xd8scene"

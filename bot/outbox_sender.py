@@ -45,9 +45,10 @@ class Outcome:
 class OutboxSender:
     def __init__(self, *, db: Database, api: WeComAPI, clock: Clock, renderer: Renderer,
                  webhooks: dict[str, str], batch: int = 200, chunk: int = 25,
-                 idle_s: float = 1.0, data_dir: Path = Path("data"),
+                 idle_s: float = 1.0, data_dir: Path = Path("data"), coalesce_s: float = 0.05,
                  on_outcome: Callable[[str, str], None] = lambda channel, status: None) -> None:
         self.data_dir, self.on_outcome = data_dir, on_outcome  # on_outcome: metrics
+        self.coalesce_s = coalesce_s
         self.db, self.api, self.clock, self.renderer = db, api, clock, renderer
         self.webhooks, self.batch, self.chunk, self.idle_s = webhooks, batch, chunk, idle_s
         self.owner = f"sender-{uuid.uuid4().hex[:12]}"
@@ -73,7 +74,11 @@ class OutboxSender:
             finally:
                 self._idle.set()
             if not sent:
-                await self._sleep()
+                try:
+                    await self._sleep()
+                except Exception:  # never let the one dispatcher die quietly
+                    log.exception("outbox sender could not wait; polling again shortly")
+                    await asyncio.sleep(self.idle_s)
 
     async def stop(self, timeout: float = 60.0) -> None:
         """Graceful shutdown: claim no new batch, and let the one being sent finish and be
@@ -100,7 +105,10 @@ class OutboxSender:
         try:
             await asyncio.wait_for(self._wake.wait(), delay)
         except asyncio.TimeoutError:
-            pass
+            return
+        # Woken: let the wakes of a busy moment gather, so a burst of messages costs one
+        # claim, not one each (the single SQLite thread serves the callbacks too).
+        await asyncio.sleep(self.coalesce_s)
 
     async def drain_once(self) -> int:
         """Claim one batch, send it, record the results; the number of rows claimed."""

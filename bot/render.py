@@ -18,7 +18,8 @@ def make_env(tz: ZoneInfo) -> jinja2.Environment:
     root = str(files("templates"))
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(root),
                              undefined=jinja2.StrictUndefined, autoescape=False,
-                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False)
+                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False,
+                             auto_reload=False)  # no stat() of the file on every render
     env.filters["local"] = lambda dt: dt.astimezone(tz).strftime("%Y-%m-%d %H:%M") if dt else ""
     env.filters["day"] = lambda d: (f"{d.isoformat()}（周{WEEKDAYS[d.weekday()]}）"
                                     if d else "")

@@ -5,11 +5,14 @@ idle timeout: a state older than that is treated as gone.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, Select, bindparam, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, Session, SQLModel
 
 from models.base import as_utc, utc_field
@@ -34,21 +37,38 @@ class Snapshot:
     pages: list[str] = field(default_factory=list)
 
 
+@functools.cache
+def _load_query() -> Select:
+    table = Conversation.__table__
+    return (select(table.c.state, table.c.data, table.c.pages, table.c.updated_at)
+            .where(table.c.key == bindparam("key")))
+
+
 def load(*, session: Session, key: str, now: datetime) -> Snapshot:
-    row = session.get(Conversation, key)
+    """A Core read with a statement built once (this runs for every message)."""
+    row = session.connection().execute(_load_query(), {"key": key}).first()
     if row is None or as_utc(row.updated_at) + IDLE_TIMEOUT < now:
         return Snapshot()
     return Snapshot(state=row.state, data=dict(row.data), pages=list(row.pages))
 
 
 def save(*, session: Session, key: str, snapshot: Snapshot, now: datetime) -> None:
-    row = session.get(Conversation, key)
+    """Write the turn's state back: one upsert (or a delete when nothing is left)."""
+    table = Conversation.__table__
+    conn = session.connection()
     if snapshot.state is None and not snapshot.pages:
-        if row is not None:
-            session.delete(row)
+        conn.execute(table.delete().where(table.c.key == key))
         return
-    if row is None:
-        row = Conversation(key=key, updated_at=now)
-        session.add(row)
-    row.state, row.data, row.pages, row.updated_at = (
-        snapshot.state, dict(snapshot.data), list(snapshot.pages), now)
+    conn.execute(_upsert(conn.dialect.name), {
+        "key": key, "state": snapshot.state, "data": dict(snapshot.data),
+        "pages": list(snapshot.pages), "updated_at": now})
+
+
+@functools.cache
+def _upsert(dialect: str) -> Any:
+    table = Conversation.__table__
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert(table).values({c.name: bindparam(c.name, type_=c.type) for c in table.c})
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.key],
+        set_={name: stmt.excluded[name] for name in ("state", "data", "pages", "updated_at")})

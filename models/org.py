@@ -5,14 +5,15 @@ the bureau's safety officers and admins. A school's principal is its 组长.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import Select, UniqueConstraint, bindparam
 from sqlmodel import Field, Session, SQLModel, select
 
-from models.base import utc_field, utc_now
+from models.base import read_cache, utc_field, utc_now
 
 
 class UnitKind(StrEnum):
@@ -86,16 +87,24 @@ class Identity:
         return bool(self.roles & roles)
 
 
+@functools.cache
+def _identity_query() -> Select:
+    """Built once: constructing a statement costs more than running it on a small table."""
+    return (select(Person.id, Person.name, Unit.id, Unit.name, Unit.kind, PersonRole.role)
+            .join(Unit, Unit.id == Person.unit_id)
+            .outerjoin(PersonRole, PersonRole.person_id == Person.id)
+            .where(Person.userid == bindparam("userid")))
+
+
 def get_identity(*, session: Session, userid: str) -> Identity | None:
-    row = session.exec(
-        select(Person, Unit).join(Unit, Unit.id == Person.unit_id).where(Person.userid == userid)
-    ).first()
-    if row is None:
+    """One Core round trip (a row per role): this runs for every message."""
+    rows = session.connection().execute(_identity_query(), {"userid": userid}).all()
+    if not rows:
         return None
-    person, unit = row
-    roles = session.exec(select(PersonRole.role).where(PersonRole.person_id == person.id)).all()
-    return Identity(person_id=person.id, userid=userid, name=person.name, unit_id=unit.id,
-                    unit_name=unit.name, unit_kind=unit.kind, roles=frozenset(roles))
+    person_id, name, unit_id, unit_name, unit_kind, _ = rows[0]
+    return Identity(person_id=person_id, userid=userid, name=name, unit_id=unit_id,
+                    unit_name=unit_name, unit_kind=unit_kind,
+                    roles=frozenset(r[5] for r in rows if r[5] is not None))
 
 
 def unit_by_code(*, session: Session, code: str) -> Unit | None:
@@ -104,11 +113,19 @@ def unit_by_code(*, session: Session, code: str) -> Unit | None:
 
 def unit_chain(*, session: Session, unit_id: int) -> list[Unit]:
     """The unit and its ancestors, nearest first (school, township, bureau)."""
+    cache = read_cache(session)
+    if cache is not None:
+        if "units" not in cache:  # every unit, once
+            cache["units"] = {u.id: u for u in session.exec(select(Unit)).all()}
+        get = cache["units"].get
+    else:
+        def get(id_: int) -> Unit | None:
+            return session.get(Unit, id_)
     chain: list[Unit] = []
-    current = session.get(Unit, unit_id)
+    current = get(unit_id)
     while current is not None and len(chain) < 16:
         chain.append(current)
-        current = session.get(Unit, current.parent_id) if current.parent_id else None
+        current = get(current.parent_id) if current.parent_id else None
     return chain
 
 
@@ -160,6 +177,17 @@ def admins_for(*, session: Session, userid: str) -> tuple[Person | None, list[st
 def userids_with_roles(*, session: Session, unit_id: int, roles: frozenset[str] | set[str]
                        ) -> list[str]:
     """Bound people of ``unit_id`` holding any of ``roles``."""
+    cache = read_cache(session)
+    if cache is not None:
+        if "roles" not in cache:  # every bound person's roles, once
+            table: dict[tuple[int, str], set[str]] = {}
+            for unit, role, userid in session.exec(
+                    select(Person.unit_id, PersonRole.role, Person.userid)
+                    .join(PersonRole, PersonRole.person_id == Person.id)
+                    .where(Person.userid.is_not(None))).all():
+                table.setdefault((unit, role), set()).add(userid)
+            cache["roles"] = table
+        return sorted(set().union(*(cache["roles"].get((unit_id, r), ()) for r in roles)))
     rows = session.exec(
         select(Person.userid).join(PersonRole, PersonRole.person_id == Person.id)
         .where(Person.unit_id == unit_id, PersonRole.role.in_(roles),

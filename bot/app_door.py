@@ -2,7 +2,8 @@
 
 POST order: the gate (bot/callback_gate.py: body limit → replay window → ``<Encrypt>`` cut out
 without an XML parse → constant-time signature → decrypt) → parse the inner XML → record the
-dedupe key → dispatch → reply. Anything after the signature answers 200.
+dedupe key (in the transaction that loads the sender: bot/dispatcher.py) → reply. Anything
+after the signature answers 200.
 """
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ from bot.dispatcher import Dispatcher, Turn
 from bot.messages import Incoming
 from bot.ops.metrics import note_outcome
 from bot.render import Renderer
-from models import dedupe
 
 log = logging.getLogger(__name__)
 REPLY_BUDGET_S = 3.0  # WeCom waits 5 s; answer well before, push the rest later
@@ -51,11 +51,10 @@ class AppDoor:
         except BadXml as exc:
             log.error("authenticated callback could not be read: %s", exc)
             return web.Response()
-        if not await self.db.run(dedupe.first_time, key="app:" + msg.dedupe_key,
-                                 now=self.clock.now()):
+        turn = await self._answer(msg)
+        if turn.duplicate:
             note_outcome(request, "duplicate")
             return web.Response()  # WeCom's retry of something already handled
-        turn = await self._answer(msg)
         if turn.button:
             plain = update_button_reply(to_user=msg.user_id, from_user=self.crypto.receive_id,
                                         replace_name=turn.button)
@@ -69,7 +68,8 @@ class AppDoor:
 
     async def _answer(self, msg: Incoming) -> Turn:
         """The reply, or a "working on it" note if the handler outlives the budget."""
-        task = asyncio.create_task(self.dispatcher.handle(msg))
+        task = asyncio.create_task(self.dispatcher.handle(msg,
+                                                          dedupe_key="app:" + msg.dedupe_key))
         try:
             turn = await asyncio.wait_for(asyncio.shield(task), REPLY_BUDGET_S)
         except asyncio.TimeoutError:

@@ -21,7 +21,7 @@ from bot.locks import KeyedLocks
 from bot.messages import Incoming, Reply
 from bot.render import Renderer, split_pages
 from bot.router import Handler, Routes
-from models import conversation, group, org, photo
+from models import conversation, dedupe, group, org, photo
 
 log = logging.getLogger(__name__)
 MAX_TEXT_CHARS = 2000
@@ -34,10 +34,18 @@ class Turn:
 
     text: str | None
     button: str | None = None
+    duplicate: bool = False  # WeCom's retry of a message already handled: answer nothing
 
 
-def _begin_turn(*, session: Session, userid: str, key: str,
-                now: datetime) -> tuple[org.Identity | None, conversation.Snapshot]:
+DUPLICATE = Turn(None, duplicate=True)
+
+
+def _begin_turn(*, session: Session, userid: str, key: str, now: datetime,
+                dedupe_key: str | None = None
+                ) -> tuple[org.Identity | None, conversation.Snapshot] | None:
+    """One transaction per message: the dedupe row (None if it was there), who, what state."""
+    if dedupe_key is not None and not dedupe.first_time(session=session, key=dedupe_key, now=now):
+        return None
     return (org.get_identity(session=session, userid=userid),
             conversation.load(session=session, key=key, now=now))
 
@@ -53,7 +61,9 @@ class Dispatcher:
         self.turn_done = turn_done  # wakes the outbox: a handler may have enqueued pushes
         self.locks = KeyedLocks()
 
-    async def handle(self, msg: Incoming) -> Turn:
+    async def handle(self, msg: Incoming, *, dedupe_key: str | None = None) -> Turn:
+        """Handle one message; with ``dedupe_key`` a retry already seen gets ``DUPLICATE``
+        (recorded in the same transaction that loads the sender and their conversation)."""
         key = msg.user_id if msg.chat_type == "single" else f"{msg.user_id}@{msg.chat_id}"
         photo_ids: list[int] = list(msg.photo_ids)  # already stored (AI bot images)
         if msg.media_ids:  # fetched in the background; handlers get the rows' ids at once
@@ -64,8 +74,11 @@ class Dispatcher:
                      if msg.chat_type == "group" and msg.chat_id else None)
         async with self.locks.hold(key):
             now = self.clock.now()
-            identity, snapshot = await self.db.run(_begin_turn, userid=msg.user_id, key=key,
-                                                   now=now)
+            began = await self.db.run(_begin_turn, userid=msg.user_id, key=key, now=now,
+                                      dedupe_key=dedupe_key)
+            if began is None:
+                return DUPLICATE
+            identity, snapshot = began
             handle = ConversationHandle(snapshot)
             ctx = Ctx(db=self.db, renderer=self.renderer, routes=self.routes, now=now,
                       tz=self.tz, identity=identity, conversation=handle,

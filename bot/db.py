@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session
 
@@ -53,6 +53,16 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+
+
+def optimize(*, session: Session) -> None:
+    """SQLite: ``PRAGMA optimize``, which analyzes the tables whose statistics the planner
+    would use and lacks (cheap when nothing changed; SQLite's advice for long-lived
+    connections). Without statistics SQLite reads a whole district's period through the unit
+    index, every hazard of every unit (bench/growth.py: 统计 of 200 units, 100,000 hazards
+    ~490 ms → ~60 ms). PostgreSQL: autovacuum does this; nothing to do."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("PRAGMA optimize"))
 
 
 class Database:

@@ -34,6 +34,22 @@ def findings(*, session: Session, today: date, calendar: WorkCalendar,
     units = session.exec(query).all()
     unreachable = _unreachable(session)
     first, last = today + timedelta(days=1), today + timedelta(days=AHEAD_DAYS)
+    # The week's shifts, the leave and the people on them, and who is unreachable: read once
+    # for every unit (a district has 2,000: one query each per unit took seconds every pass).
+    week: dict[int, list[duty.Shift]] = {}
+    for shift in session.exec(select(duty.Shift)
+                              .where(duty.Shift.day >= first, duty.Shift.day <= last)
+                              .order_by(duty.Shift.start_at, duty.Shift.unit_id,
+                                        duty.Shift.id)).all():
+        week.setdefault(shift.unit_id, []).append(shift)
+    leave = duty.on_leave(session=session, person_ids=None, first=first, last=last)
+    people = {pid: (name, userid) for pid, name, userid in session.exec(
+        select(Person.id, Person.name, Person.userid)).all()}
+    lost: dict[int, list[Person]] = {}
+    if unreachable:
+        for person in session.exec(select(Person).where(Person.userid.in_(list(unreachable)))
+                                   .order_by(Person.name)).all():
+            lost.setdefault(person.unit_id, []).append(person)
     result = []
     for unit in units:
         issues: list[dict] = []
@@ -41,11 +57,9 @@ def findings(*, session: Session, today: date, calendar: WorkCalendar,
             if not userids_with_roles(session=session, unit_id=unit.id, roles={role}):
                 issues.append({"kind": kind})
         if unit.kind in DUTY_UNITS:
-            issues += _roster_issues(session, unit.id, first, last, calendar)
-        people = session.exec(select(Person).where(Person.unit_id == unit.id,
-                                                   Person.userid.in_(list(unreachable)))
-                              .order_by(Person.name)).all() if unreachable else []
-        for person in people:
+            issues += _roster_issues(week.get(unit.id, []), first, last, calendar, leave,
+                                     people)
+        for person in lost.get(unit.id, []):
             issues.append({"kind": "unreachable", "name": person.name, "userid": person.userid,
                            "error": unreachable[person.userid]})
         result.append({"unit": unit.name, "code": unit.code, "unit_id": unit.id,
@@ -53,9 +67,11 @@ def findings(*, session: Session, today: date, calendar: WorkCalendar,
     return result
 
 
-def _roster_issues(session: Session, unit_id: int, first: date, last: date,
-                   calendar: WorkCalendar) -> list[dict]:
-    shifts = duty.shifts_of(session=session, unit_ids=[unit_id], first=first, last=last)
+def _roster_issues(shifts: list[duty.Shift], first: date, last: date, calendar: WorkCalendar,
+                   leave: dict[int, list[tuple[date, date]]],
+                   people: dict[int, tuple[str, str | None]]) -> list[dict]:
+    """A unit's roster problems in ``first`` .. ``last``: ``shifts`` are its shifts then (in
+    time order), ``leave`` everyone's leave then, ``people`` id → (name, userid)."""
     issues: list[dict] = []
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     empty = [d for d in days if not calendar.is_workday(d) and not any(s.day == d for s in shifts)]
@@ -64,17 +80,14 @@ def _roster_issues(session: Session, unit_id: int, first: date, last: date,
     for shift in shifts:
         if calendar.is_holiday(shift.day) and shift.leader_id is None:
             issues.append({"kind": "no_leader", "day": shift.day, "shift": shift.kind})
-    away = duty.leave_conflicts(session=session, shifts=shifts)
+    away = duty.leave_conflicts(shifts=shifts, leave=leave)
     by_id = {s.id: s for s in shifts}
-    for shift_id, people in away.items():
-        for person_id in people:
+    for shift_id, on_leave in away.items():
+        for person_id in on_leave:
             issues.append({"kind": "on_leave", "day": by_id[shift_id].day,
-                           "shift": by_id[shift_id].kind,
-                           "name": session.get(Person, person_id).name})
-    unbound = sorted({p.name for s in shifts for p in (session.get(Person, s.person_id),
-                                                       session.get(Person, s.leader_id)
-                                                       if s.leader_id else None)
-                      if p is not None and not p.userid})
+                           "shift": by_id[shift_id].kind, "name": people[person_id][0]})
+    unbound = sorted({people[p][0] for s in shifts for p in (s.person_id, s.leader_id)
+                      if p in people and not people[p][1]})
     for name in unbound:
         issues.append({"kind": "unbound", "name": name})
     return issues

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Iterable
 
-from sqlalchemy import DateTime, Table, bindparam
+from sqlalchemy import DateTime, Integer, Table, bindparam
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, Session
@@ -25,6 +25,14 @@ def as_utc(value: datetime | None) -> datetime | None:
 def utc_field(**kwargs: Any) -> Any:
     """A timezone-aware UTC timestamp column."""
     return Field(sa_type=DateTime(timezone=True), **kwargs)  # type: ignore[call-overload]
+
+
+def in_ids(column: Any, ids: Iterable[int]) -> Any:
+    """``column IN (…)`` for a list of integer ids, the numbers written into the statement
+    when it runs (the compiled statement stays cached): a district's 2,000 unit ids as bound
+    parameters cost the drivers milliseconds per statement (bench/growth.py)."""
+    return column.in_(bindparam(None, [int(i) for i in ids], type_=Integer, expanding=True,
+                                literal_execute=True))
 
 
 READ_CACHE = "read_cache"

@@ -7,7 +7,7 @@ from datetime import date, datetime, timezone
 from sqlalchemy import Index, update
 from sqlmodel import Field, Session, SQLModel, select
 
-from models.base import insert_ignore, utc_field
+from models.base import insert_ignore, read_cache, utc_field
 
 
 DROPPED = datetime(1970, 1, 1, tzinfo=timezone.utc)  # "sent_at" of an item snoozed away
@@ -38,6 +38,13 @@ def add_item(*, session: Session, key: str, userid: str, subject: str, text: str
 
 
 def snoozed(*, session: Session, userid: str, subject: str, today: date) -> bool:
+    cache = read_cache(session)
+    if cache is not None:
+        if "snoozes" not in cache:  # the whole (small) table, once
+            cache["snoozes"] = {(r.userid, r.subject): r.until
+                                for r in session.exec(select(Snooze)).all()}
+        until = cache["snoozes"].get((userid, subject))
+        return until is not None and until > today
     row = session.get(Snooze, (userid, subject))
     return row is not None and row.until > today
 
@@ -65,4 +72,8 @@ def pending(*, session: Session) -> dict[str, list[DigestItem]]:
 
 
 def mark_sent(*, session: Session, ids: list[int], now: datetime) -> None:
-    session.execute(update(DigestItem).where(DigestItem.id.in_(ids)).values(sent_at=now))
+    # "fetch": the rows' ids come back and only those items in the session are updated; the
+    # default ("evaluate") tests every item in the session, once per person: quadratic when
+    # the morning digest goes to thousands of people (bench/growth.py)
+    session.execute(update(DigestItem).where(DigestItem.id.in_(ids)).values(sent_at=now)
+                    .execution_options(synchronize_session="fetch"))

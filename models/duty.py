@@ -176,24 +176,30 @@ def add_leave(*, session: Session, person_id: int, start: date, end: date,
     return leave
 
 
-def on_leave(*, session: Session, person_ids: set[int], first: date,
+def on_leave(*, session: Session, person_ids: set[int] | None, first: date,
              last: date) -> dict[int, list[tuple[date, date]]]:
-    """Leave overlapping ``first`` .. ``last``, by person."""
-    rows = session.exec(select(Leave).where(Leave.person_id.in_(person_ids), Leave.start <= last,
-                                            Leave.end >= first)).all()
+    """Leave overlapping ``first`` .. ``last``, by person (``person_ids`` None: everyone's)."""
+    query = select(Leave).where(Leave.start <= last, Leave.end >= first)
+    if person_ids is not None:
+        query = query.where(Leave.person_id.in_(person_ids))
+    rows = session.exec(query).all()
     found: dict[int, list[tuple[date, date]]] = {}
     for leave in rows:
         found.setdefault(leave.person_id, []).append((leave.start, leave.end))
     return found
 
 
-def leave_conflicts(*, session: Session, shifts: list[Shift]) -> dict[int, list[int]]:
-    """Shift id -> the people on it (duty or leader) who are on leave that day."""
+def leave_conflicts(*, session: Session | None = None, shifts: list[Shift],
+                    leave: dict[int, list[tuple[date, date]]] | None = None
+                    ) -> dict[int, list[int]]:
+    """Shift id -> the people on it (duty or leader) who are on leave that day; ``leave``:
+    the leave already read (``on_leave`` over the shifts' days), else it is read here."""
     if not shifts:
         return {}
-    people = {p for s in shifts for p in (s.person_id, s.leader_id) if p}
-    leave = on_leave(session=session, person_ids=people, first=min(s.day for s in shifts),
-                     last=max(s.day for s in shifts))
+    if leave is None:
+        people = {p for s in shifts for p in (s.person_id, s.leader_id) if p}
+        leave = on_leave(session=session, person_ids=people, first=min(s.day for s in shifts),
+                         last=max(s.day for s in shifts))
     found: dict[int, list[int]] = {}
     for shift in shifts:
         away = [p for p in dict.fromkeys((shift.person_id, shift.leader_id)) if p and any(

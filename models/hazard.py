@@ -45,7 +45,9 @@ class HazardCounter(SQLModel, table=True):
 
 class Hazard(SQLModel, table=True):
     __table_args__ = (Index("ix_hazard_unit_status", "unit_id", "status"),
-                      Index("ix_hazard_status_deadline", "status", "deadline"))
+                      Index("ix_hazard_status_deadline", "status", "deadline"),
+                      # a period's hazards (统计, 导出台账, the weekly digest) of a whole district
+                      Index("ix_hazard_reported_at", "reported_at"))
     id: int | None = Field(default=None, primary_key=True)
     number: str = Field(max_length=16, unique=True)
     unit_id: int = Field(foreign_key="unit.id")

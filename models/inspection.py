@@ -30,7 +30,8 @@ class Kind(StrEnum):
 
 
 class Inspection(SQLModel, table=True):
-    __table_args__ = (Index("ix_inspection_person_at", "person_id", "at"),)
+    __table_args__ = (Index("ix_inspection_person_at", "person_id", "at"),
+                      Index("ix_inspection_at", "at"))  # a period's inspections (统计)
     id: int | None = Field(default=None, primary_key=True)
     unit_id: int = Field(foreign_key="unit.id", index=True)  # the unit inspected
     person_id: int = Field(foreign_key="person.id")          # who led it

@@ -13,7 +13,7 @@ from enum import StrEnum
 from sqlalchemy import Select, UniqueConstraint, bindparam
 from sqlmodel import Field, Session, SQLModel, select
 
-from models.base import read_cache, utc_field, utc_now
+from models.base import in_ids, read_cache, utc_field, utc_now
 
 
 class UnitKind(StrEnum):
@@ -138,7 +138,7 @@ def unit_and_descendants(*, session: Session, unit_id: int) -> list[Unit]:
     children: dict[int, list[Unit]] = {}
     seen, frontier = {root.id}, [root.id]
     while frontier:
-        level = [u for u in session.exec(select(Unit).where(Unit.parent_id.in_(frontier))
+        level = [u for u in session.exec(select(Unit).where(in_ids(Unit.parent_id, frontier))
                                          .order_by(Unit.code)).all() if u.id not in seen]
         for unit in level:
             children.setdefault(unit.parent_id, []).append(unit)

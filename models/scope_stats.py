@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from models.base import as_utc
+from models.base import as_utc, in_ids
 from models.hazard import OPEN, Hazard, Level, Status
 from models.ledger import UNFINISHED, local_day_bounds
 from models.stats import UnitStats, rate
@@ -49,7 +49,8 @@ def breakdown(*, session: Session, unit_ids: Iterable[int], start: date, end: da
     first, after = local_day_bounds(start, end, tz)
     rows = session.execute(
         select(Hazard.status, Hazard.area, func.count())
-        .where(Hazard.unit_id.in_(ids), Hazard.reported_at >= first, Hazard.reported_at < after)
+        .where(in_ids(Hazard.unit_id, ids), Hazard.reported_at >= first,
+               Hazard.reported_at < after)
         .group_by(Hazard.status, Hazard.area)).all()
     statuses: Counter[str] = Counter()
     areas: Counter[str] = Counter()
@@ -67,7 +68,7 @@ def open_by_unit(*, session: Session, unit_ids: Iterable[int],
     out: dict[int, Counter[str]] = {}
     for unit_id, level, status, deadline, n in session.execute(
             select(Hazard.unit_id, Hazard.level, Hazard.status, Hazard.deadline, func.count())
-            .where(Hazard.unit_id.in_(ids), Hazard.status.in_(OPEN))
+            .where(in_ids(Hazard.unit_id, ids), Hazard.status.in_(OPEN))
             .group_by(Hazard.unit_id, Hazard.level, Hazard.status, Hazard.deadline)):
         late = status in UNFINISHED and deadline is not None and deadline < today
         major = level == Level.MAJOR
@@ -107,10 +108,10 @@ def weekly(*, session: Session, unit_ids: Iterable[int], today: date, tz: ZoneIn
     starts = [week_start(today) - timedelta(weeks=i) for i in range(weeks - 1, -1, -1)]
     first, after = local_day_bounds(starts[0], starts[-1] + timedelta(days=6), tz)
     found = _by_week(session.execute(
-        select(Hazard.reported_at).where(Hazard.unit_id.in_(ids), Hazard.reported_at >= first,
+        select(Hazard.reported_at).where(in_ids(Hazard.unit_id, ids), Hazard.reported_at >= first,
                                          Hazard.reported_at < after)).scalars(), tz)
     closed = _by_week(session.execute(
-        select(Hazard.closed_at).where(Hazard.unit_id.in_(ids), Hazard.closed_at >= first,
+        select(Hazard.closed_at).where(in_ids(Hazard.unit_id, ids), Hazard.closed_at >= first,
                                        Hazard.closed_at < after)).scalars(), tz)
     return [{"start": s, "found": found[s], "closed": closed[s]} for s in starts]
 

@@ -47,6 +47,7 @@ from sqlalchemy import and_, case, func, select
 from sqlmodel import Session
 
 from models import campaign as cp
+from models.base import in_ids
 from models.duty import Shift
 from models.hazard import Hazard, Level
 from models.inspection import Inspection, Kind
@@ -54,7 +55,8 @@ from models.ledger import local_day_bounds
 from models.org import PersonRole, Role
 from models.selfcheck import RunStatus, SelfCheckRun
 
-CHUNK = 900  # unit ids per IN list: far under every database's limit on bound parameters
+CHUNK = 5000  # unit ids per IN list (written into the SQL, models.base.in_ids: no bound
+#               parameters): each chunk scans the period again, so few and large
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,7 @@ def _hazards(session: Session, units: list[int], first: datetime, after: datetim
                     _count(done),
                     _count(and_(Hazard.closed_at.is_not(None), Hazard.closed_at < cutoff)),
                     _count(and_(~done, Hazard.deadline.is_not(None), Hazard.deadline < as_of)))
-             .where(Hazard.unit_id.in_(units), Hazard.reported_at >= first,
+             .where(in_ids(Hazard.unit_id, units), Hazard.reported_at >= first,
                     Hazard.reported_at < after)
              .group_by(Hazard.unit_id))
     for unit_id, general, major, rectified, closed, overdue in session.execute(query):
@@ -149,7 +151,7 @@ def _hazards(session: Session, units: list[int], first: datetime, after: datetim
 
 def _selfchecks(session: Session, units: list[int], first: datetime, after: datetime) -> Rows:
     query = (select(SelfCheckRun.unit_id, func.count(SelfCheckRun.id))
-             .where(SelfCheckRun.unit_id.in_(units), SelfCheckRun.status == RunStatus.FINISHED,
+             .where(in_ids(SelfCheckRun.unit_id, units), SelfCheckRun.status == RunStatus.FINISHED,
                     SelfCheckRun.finished_at >= first, SelfCheckRun.finished_at < after)
              .group_by(SelfCheckRun.unit_id))
     for unit_id, n in session.execute(query):
@@ -162,7 +164,7 @@ def _inspections(session: Session, units: list[int], first: datetime, after: dat
     led = principals.c.person_id.is_not(None)
     query = (select(Inspection.unit_id, _count(led), _count(~led))
              .outerjoin(principals, principals.c.person_id == Inspection.person_id)
-             .where(Inspection.unit_id.in_(units), Inspection.kind == Kind.INSPECTION,
+             .where(in_ids(Inspection.unit_id, units), Inspection.kind == Kind.INSPECTION,
                     Inspection.at >= first, Inspection.at < after)
              .group_by(Inspection.unit_id))
     for unit_id, principal, other in session.execute(query):
@@ -173,7 +175,7 @@ def _shifts(session: Session, units: list[int], first: date, last: date) -> Rows
     if last < first:
         return
     query = (select(Shift.unit_id, func.count(Shift.id), _count(Shift.checked_in_at.is_not(None)))
-             .where(Shift.unit_id.in_(units), Shift.day >= first, Shift.day <= last)
+             .where(in_ids(Shift.unit_id, units), Shift.day >= first, Shift.day <= last)
              .group_by(Shift.unit_id))
     for unit_id, shifts, checked_in in session.execute(query):
         yield unit_id, {"shifts": shifts, "checked_in": checked_in}
@@ -200,7 +202,8 @@ def _deliverables(session: Session, units: set[int], start: date, end: date) -> 
     for chunk in _chunks(sorted(owed)):
         done.update(session.execute(
             select(cp.Submission.unit_id, cp.Submission.deliverable_id)
-            .where(cp.Submission.unit_id.in_(chunk), cp.Submission.deliverable_id.in_(item_ids))
+            .where(in_ids(cp.Submission.unit_id, chunk),
+                   in_ids(cp.Submission.deliverable_id, item_ids))
             .distinct()).all())
     for unit_id, items in owed.items():
         yield unit_id, {"deliverables_due": len(items),

@@ -51,12 +51,20 @@ def _remind(ctx: SweepCtx, item: cp.Deliverable, missing: set[int], days: int,
     phase = ctx.session.get(cp.CampaignPhase, item.phase_id)
     if phase is not None and ctx.today < phase.starts_on:
         return 0  # no reminders before the phase has begun
-    queued = 0
+    owed: list[tuple[int, list[str]]] = []
     for unit_id in sorted(missing):
         liaisons = userids_with_roles(session=ctx.session, unit_id=unit_id, roles={Role.LIAISON})
         leaders = (userids_with_roles(session=ctx.session, unit_id=unit_id, roles={Role.LEADER})
                    if days == 0 or not liaisons else [])
-        to = list(dict.fromkeys([*liaisons, *leaders]))
+        owed.append((unit_id, list(dict.fromkeys([*liaisons, *leaders]))))
+    # an earlier pass today queued most of them: skip those before rendering anything
+    taken = ctx.pusher.taken(session=ctx.session, digest=[
+        f"campaign:{item.id}:{unit_id}:{days}:{u}" for unit_id, to in owed for u in to])
+    queued = 0
+    for unit_id, to in owed:
+        to = [u for u in to if f"campaign:{item.id}:{unit_id}:{days}:{u}" not in taken]
+        if not to:
+            continue
         queued += ctx.pusher.routine(
             session=ctx.session, key=f"campaign:{item.id}:{unit_id}:{days}", to=to,
             template="campaign/reminder_item.txt.j2", now=ctx.now, today=ctx.today,

@@ -19,7 +19,7 @@ from models import outbox
 from models.base import as_utc
 from models.duty import DutyChange, Shift
 from models.duty_facts import facts, leader_on_duty, principals, userid_of
-from models.org import unit_chain
+from models.org import Person, Unit, unit_chain
 from reminders.quiet import release_at
 from reminders.sweep import SweepCtx
 
@@ -31,6 +31,10 @@ LAST_STEP = 3
 
 
 def sweep(ctx: SweepCtx) -> int:
+    # every shift's facts name its unit and people: read them all once (a sweep session keeps
+    # what it loads, reminders/sweep.py) rather than one by one for thousands of shifts
+    ctx.session.exec(select(Person)).all()
+    ctx.session.exec(select(Unit)).all()
     return _reminders(ctx) + _escalations(ctx) + _changes(ctx)
 
 
@@ -55,18 +59,16 @@ def _reminders(ctx: SweepCtx) -> int:
     rows = ctx.session.exec(select(Shift).where(
         Shift.checked_in_at.is_(None), Shift.start_at > ctx.now,
         Shift.start_at <= ctx.now + LOOK_AHEAD).order_by(Shift.start_at)).all()
-    queued = 0
+    hold = release_at(ctx.now, ctx.tz, ctx.quiet_hours)
+    due: list[tuple[Shift, str, str, str]] = []  # (shift, key, userid, who: hour|person|leader)
     for shift in rows:
         start = as_utc(shift.start_at)
         userid = userid_of(ctx.session, shift.person_id)
         if userid is None:
             continue
-        info, stamp = facts(ctx.session, shift), _stamp(start)
-        hold = release_at(ctx.now, ctx.tz, ctx.quiet_hours)
+        stamp = _stamp(start)
         if ctx.now >= start - HOUR_BEFORE:
-            queued += card(ctx, key=f"duty-hour:{shift.id}:{stamp}", to=[userid],
-                           template="duty/checkin.card.json.j2", urgent=False,
-                           hold=hold if hold and hold < start else None, when="hour", **info)
+            due.append((shift, f"duty-hour:{shift.id}:{stamp}", userid, "hour"))
             continue
         evening = datetime.combine(start.astimezone(ctx.tz).date() - timedelta(days=1),
                                    EVENING, tzinfo=ctx.tz)
@@ -77,10 +79,23 @@ def _reminders(ctx: SweepCtx) -> int:
         leader = userid_of(ctx.session, shift.leader_id)
         for who, to in (("person", userid), ("leader", leader)):
             if to and (who == "person" or to != userid):
-                queued += ctx.pusher.timely(session=ctx.session,
-                                            key=f"duty-eve:{shift.id}:{stamp}:{who}", to=[to],
-                                            template="duty/remind_eve.txt.j2", now=ctx.now,
-                                            who=who, **info)
+                due.append((shift, f"duty-eve:{shift.id}:{stamp}:{who}", to, who))
+    # an earlier pass queued most of them: skip those before reading facts or rendering
+    taken = ctx.pusher.taken(session=ctx.session, outbox_=[f"{k}:{u}" for _, k, u, _ in due])
+    queued = 0
+    for shift, key, to, who in due:
+        if f"{key}:{to}" in taken:
+            continue
+        info = facts(ctx.session, shift)
+        if who == "hour":
+            start = as_utc(shift.start_at)
+            queued += card(ctx, key=key, to=[to], template="duty/checkin.card.json.j2",
+                           urgent=False, hold=hold if hold and hold < start else None,
+                           when="hour", **info)
+        else:
+            queued += ctx.pusher.timely(session=ctx.session, key=key, to=[to],
+                                        template="duty/remind_eve.txt.j2", now=ctx.now,
+                                        who=who, **info)
     return queued
 
 

@@ -30,9 +30,14 @@ def _warn(ctx: SweepCtx) -> int:
     period = insp.period_of(ctx.today)
     if not period.end - timedelta(days=WARN_DAYS) <= ctx.today < period.end:
         return 0
+    short = [r for r in insp.quota_rows(session=ctx.session, period=period, tz=ctx.tz)
+             if r.short]
+    # an earlier pass queued most of them: skip those before rendering anything
+    taken = ctx.pusher.taken(session=ctx.session, digest=[
+        f"inspection-quota:{period.start}:{r.person_id}:{r.userid}" for r in short])
     queued = 0
-    for row in insp.quota_rows(session=ctx.session, period=period, tz=ctx.tz):
-        if not row.short:
+    for row in short:
+        if f"inspection-quota:{period.start}:{row.person_id}:{row.userid}" in taken:
             continue
         queued += ctx.pusher.routine(
             session=ctx.session, key=f"inspection-quota:{period.start}:{row.person_id}",

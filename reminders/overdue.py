@@ -8,7 +8,8 @@ Working days follow the Chinese calendar, 调休 included.
 """
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import date, timedelta
 
 from sqlmodel import select
 
@@ -24,7 +25,8 @@ def sweep(ctx: SweepCtx) -> int:
         select(Hazard, Unit.name).join(Unit, Unit.id == Hazard.unit_id)
         .where(Hazard.status == Status.PLANNED,
                Hazard.deadline <= today + timedelta(days=s.due_soon_days))).all()
-    queued = 0
+    pushes: list[_Push] = []
+    spans: dict[date, int] = {}  # deadline -> working days overdue
     for hazard, unit_name in rows:
         data = {"number": hazard.number, "unit": unit_name, "description": hazard.description,
                 "location": hazard.location, "deadline": hazard.deadline,
@@ -34,43 +36,62 @@ def sweep(ctx: SweepCtx) -> int:
                                      roles={Role.LIAISON}))
         if hazard.deadline >= today:
             if ctx.daytime:
-                queued += ctx.pusher.routine(
-                    session=ctx.session, key=f"due-soon:{hazard.id}:{today}", to=owners,
-                    template="reminders/due_soon_item.txt.j2", now=ctx.now, today=today,
-                    subject=hazard.number, days_left=(hazard.deadline - today).days, **data)
+                pushes.append(_Push("routine", f"due-soon:{hazard.id}:{today}", owners,
+                                    "reminders/due_soon_item.txt.j2",
+                                    {"today": today, "subject": hazard.number,
+                                     "days_left": (hazard.deadline - today).days, **data}))
             continue
-        over = ctx.calendar.workdays_between(hazard.deadline, today)
+        if hazard.deadline not in spans:  # many share a deadline; a long one is slow to count
+            spans[hazard.deadline] = ctx.calendar.workdays_between(hazard.deadline, today)
+        over = spans[hazard.deadline]
         data["days_over"], data["calendar_days"] = over, (today - hazard.deadline).days
         if ctx.daytime:
-            queued += ctx.pusher.routine(
-                session=ctx.session, key=f"overdue:{hazard.id}:{today}", to=owners,
-                template="reminders/overdue_item.txt.j2", now=ctx.now, today=today,
-                subject=hazard.number, **data)
-        queued += _escalate(ctx, hazard, over, data)
+            pushes.append(_Push("routine", f"overdue:{hazard.id}:{today}", owners,
+                                "reminders/overdue_item.txt.j2",
+                                {"today": today, "subject": hazard.number, **data}))
+        pushes += _escalate(ctx, hazard, over, data)
+    # Most of these went out on an earlier pass (today's digest items, a deadline's
+    # escalations): find those in a few queries and neither render nor insert them again.
+    taken = ctx.pusher.taken(
+        session=ctx.session,
+        digest=[f"{p.key}:{u}" for p in pushes if p.how == "routine" for u in p.to],
+        outbox_=[f"{p.key}:{u}" for p in pushes if p.how != "routine" for u in p.to])
+    queued = 0
+    for push in pushes:
+        to = [u for u in push.to if f"{push.key}:{u}" not in taken]
+        if to:
+            queued += getattr(ctx.pusher, push.how)(
+                session=ctx.session, key=push.key, to=to, template=push.template, now=ctx.now,
+                **push.data)
     return queued
 
 
-def _escalate(ctx: SweepCtx, hazard: Hazard, over: int, data: dict) -> int:
+@dataclass(frozen=True)
+class _Push:
+    how: str  # the Pusher's method: routine | timely | alert
+    key: str
+    to: list[str]
+    template: str
+    data: dict
+
+
+def _escalate(ctx: SweepCtx, hazard: Hazard, over: int, data: dict) -> list[_Push]:
     """One push per level and deadline: an extension starts the ladder again."""
     units = unit_chain(session=ctx.session, unit_id=hazard.unit_id)
     key = f"{hazard.id}:{hazard.deadline.isoformat()}"
+    template = "reminders/overdue_escalation.txt.j2"
     if hazard.level == Level.MAJOR:
-        return ctx.pusher.alert(session=ctx.session, key=f"overdue-major:{key}",
-                                to=supervisors(ctx.session, units, include_own=True),
-                                template="reminders/overdue_escalation.txt.j2", now=ctx.now,
-                                who="major", **data)
-    queued = 0
+        return [_Push("alert", f"overdue-major:{key}",
+                      supervisors(ctx.session, units, include_own=True), template,
+                      {"who": "major", **data})]
+    pushes = []
     if over >= ctx.settings.overdue_principal_days:
-        queued += ctx.pusher.timely(
-            session=ctx.session, key=f"overdue-principal:{key}",
-            to=userids_with_roles(session=ctx.session, unit_id=hazard.unit_id,
-                                  roles={Role.LEADER}),
-            template="reminders/overdue_escalation.txt.j2", now=ctx.now, who="principal",
-            **data)
+        pushes.append(_Push("timely", f"overdue-principal:{key}",
+                            userids_with_roles(session=ctx.session, unit_id=hazard.unit_id,
+                                               roles={Role.LEADER}),
+                            template, {"who": "principal", **data}))
     if over >= ctx.settings.overdue_township_days:
-        queued += ctx.pusher.timely(
-            session=ctx.session, key=f"overdue-township:{key}",
-            to=supervisors(ctx.session, units, include_own=False),
-            template="reminders/overdue_escalation.txt.j2", now=ctx.now, who="township",
-            **data)
-    return queued
+        pushes.append(_Push("timely", f"overdue-township:{key}",
+                            supervisors(ctx.session, units, include_own=False), template,
+                            {"who": "township", **data}))
+    return pushes

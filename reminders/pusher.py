@@ -15,12 +15,17 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
 from bot.pushes import enqueue_text
 from bot.render import Renderer
 from models import digest, outbox
+from models.digest import DigestItem
+from models.outbox import OutboxMessage
 from reminders.quiet import release_at
+
+TAKEN_CHUNK = 1000
 
 
 class Pusher:
@@ -45,6 +50,23 @@ class Pusher:
                                     msgtype="text", payload={"content": text}, now=now,
                                     not_before=hold)
         return added
+
+    def taken(self, *, session: Session, digest: list[str] = (), outbox_: list[str] = ()
+              ) -> set[str]:
+        """Which of these full keys (``key:userid``) are queued already, as digest items or
+        outbox rows: a sweep that knows its keys up front skips those before it renders
+        anything (one query per thousand keys instead of one insert per push)."""
+        found: set[str] = set()
+        for column, keys in ((DigestItem.key, list(dict.fromkeys(digest))),
+                             (OutboxMessage.key, list(dict.fromkeys(outbox_)))):
+            for i in range(0, len(keys), TAKEN_CHUNK):
+                # the keys written into the SQL: as a thousand bound parameters the driver
+                # prepares the statement and PostgreSQL may settle on a generic plan that
+                # compares every row with every key (seconds right after a big insert)
+                chunk = bindparam(None, keys[i:i + TAKEN_CHUNK], type_=column.type,
+                                  expanding=True, literal_execute=True)
+                found.update(session.execute(select(column).where(column.in_(chunk))).scalars())
+        return found
 
     def routine(self, *, session: Session, key: str, to: list[str], template: str,
                 now: datetime, today: date, subject: str = "", **data: Any) -> int:

@@ -13,12 +13,14 @@ from datetime import date, datetime
 from typing import Callable, Sequence
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import event
 from sqlmodel import Session
 
 from bot.clock import Clock
 from bot.config import MonthlyConfig, RemindersConfig
-from bot.db import Database
+from bot.db import Database, optimize
 from bot.workcal import WorkCalendar
+from models.base import READ_CACHE
 from reminders.pusher import Pusher
 from reminders.quiet import is_quiet
 
@@ -74,9 +76,21 @@ class Sweeper:
             except Exception:
                 log.exception("sweep %s failed", name)
                 results[name] = -1
+        if self.db.is_sqlite:  # keep SQLite's planner statistics current (bot.db.optimize)
+            try:
+                await self.db.run(optimize)
+            except Exception:
+                log.exception("PRAGMA optimize failed")
         if any(n > 0 for n in results.values()):
             self.wake()
         return results
 
     def _run(self, *, session: Session, sweep: Sweep, now: datetime) -> int:
+        # A sweep asks the same small questions for thousands of items (whose roles, which
+        # unit is above, snoozed?): read them once (models.base.read_cache), and keep what it
+        # loads (a session holds its objects weakly: a unit's row would be read again for
+        # every hazard of it).
+        session.info[READ_CACHE] = {}
+        loaded: list[object] = []
+        event.listen(session, "loaded_as_persistent", lambda _s, obj: loaded.append(obj))
         return sweep(SweepCtx(session=session, now=now, **self._fixed))

@@ -81,6 +81,7 @@ class Result:
     exhausted: int
     dedupe_rows: int | None = None  # rows added to processed_callback (service only)
     cpu: str = ""                   # CpuMeter's summary of the measurement
+    other_cores: float | None = None  # CPU used by processes outside the benchmark
 
     @property
     def rps(self) -> float:
@@ -322,16 +323,16 @@ class CpuMeter:
         mine = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
         return busy / self.tick, servers / self.tick, mine
 
-    def stop(self, seconds: float) -> str:
+    def stop(self, seconds: float) -> tuple[str, float | None]:
         end = self._sample()
         if self.start is None or end is None or seconds <= 0:
-            return ""
+            return "", None
         machine, servers, mine = (e - s for e, s in zip(end, self.start))
         other = max(0.0, machine - servers - mine)
         cores = os.cpu_count() or 1
         return (f"cpu: machine {machine / seconds:.2f} of {cores} cores, servers "
                 f"{servers / seconds:.2f}, wrk+driver {mine / seconds:.2f}, "
-                f"other processes {other / seconds:.2f}")
+                f"other processes {other / seconds:.2f}"), other / seconds
 
 
 def dedupe_rows(db_path: Path) -> int:
@@ -469,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
                 result = run_wrk(wrk, server.url, requests_file, threads=args.threads,
                                  connections=args.connections, duration=args.duration,
                                  target=name, verbose=args.verbose)
-                result.cpu = meter.stop(time.monotonic() - started)
+                result.cpu, result.other_cores = meter.stop(time.monotonic() - started)
                 if before is not None:
                     result.dedupe_rows = dedupe_rows(db_path) - before
                 results[name].append(result)
@@ -514,6 +515,12 @@ def report(results: dict[str, list[Result]], args: argparse.Namespace, load_befo
           f"p99 < {GOAL_P99_MS:.0f} ms {'PASS' if ok_p99 else 'FAIL'}; "
           f"zero errors {'PASS' if ok_err else 'FAIL'}")
     print(f"load average before: {load_before}   after: {loadavg()}")
+    others = [r.other_cores for r in svc + bare if r.other_cores is not None]
+    if others:
+        busy = max(others) > 0.25
+        print(f"other processes used up to {max(others):.2f} cores during the measurements"
+              + ("  -> the machine was BUSY: these numbers are too low" if busy else
+                 " (quiet machine)"))
     met = ok_ratio and ok_p99 and ok_err
     return 1 if args.check and not met else 0
 

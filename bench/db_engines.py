@@ -11,14 +11,16 @@ variants alternate over ``--runs`` rounds and the medians are printed.
 
 variants
   aiosqlite       SQLAlchemy AsyncEngine (sqlite+aiosqlite, its default pool) + AsyncSession,
-                  the same statements awaited one by one in one transaction per request
+                  the very statements the sync functions run (their cached builders), awaited
+                  one by one in one transaction per request
   aiosqlite-1conn the same with one pooled connection (pool_size=1, max_overflow=0), i.e. one
                   writer like the project's SQLite set-up
   db.run          the project's way: bot.db.Database (sync engine, one db thread) running
                   models.dedupe.first_time + models.org.get_identity as one transaction per
                   request through Database.run
-  db.run x2       what the door and dispatcher actually do per message: two Database.run hops,
-                  first_time, then dispatcher._begin_turn (identity + conversation load)
+  service path    what the dispatcher does per message now: one Database.run of
+                  dispatcher._begin_turn with the dedupe key (dedupe insert + identity +
+                  conversation load, one transaction)
 
 Needs aiosqlite (``pip install -e '.[bench]'``); without it the aiosqlite variants are skipped.
 """
@@ -36,7 +38,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Awaitable, Callable
 
-from sqlalchemy import event, select
+from sqlalchemy import bindparam, event, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
@@ -114,6 +116,28 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _statements():
+    """The very statements the sync functions execute (their cached builders when present),
+    so the two engines differ only in how the statements reach SQLite."""
+    table = ProcessedCallback.__table__
+    try:
+        from models.base import _insert_ignore
+        insert = _insert_ignore(table, "sqlite", ("key", "received_at"))
+    except ImportError:
+        insert = (sqlite_insert(table)
+                  .values({c: bindparam(c, type_=table.c[c].type) for c in ("key", "received_at")})
+                  .on_conflict_do_nothing().returning(table.c.key))
+    try:
+        from models.org import _identity_query
+        identity = _identity_query()
+    except ImportError:
+        identity = (select(Person.id, Person.name, Unit.id, Unit.name, Unit.kind, PersonRole.role)
+                    .join(Unit, Unit.id == Person.unit_id)
+                    .outerjoin(PersonRole, PersonRole.person_id == Person.id)
+                    .where(Person.userid == bindparam("userid")))
+    return insert, identity
+
+
 async def make_aiosqlite(path: Path, *, one_connection: bool):
     from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
@@ -121,24 +145,21 @@ async def make_aiosqlite(path: Path, *, one_connection: bool):
     engine = create_async_engine(f"sqlite+aiosqlite:///{path}",
                                  connect_args={"timeout": 10}, **kwargs)
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)  # WAL, NORMAL, busy timeout
-    table = ProcessedCallback.__table__
-    identity_q = (select(Person, Unit).join(Unit, Unit.id == Person.unit_id)
-                  .where(Person.userid == USERID))
+    insert, identity_q = _statements()
 
     async def op(i: int) -> None:
         async with AsyncSession(engine, expire_on_commit=False) as session:
             async with session.begin():
-                stmt = (sqlite_insert(table).values(key=f"bench:{i}", received_at=_now())
-                        .on_conflict_do_nothing().returning(table.c.key))
-                if (await session.execute(stmt)).first() is None:
+                conn = await session.connection()
+                new = (await conn.execute(insert, {"key": f"bench:{i}",
+                                                   "received_at": _now()})).first()
+                if new is None:
                     raise RuntimeError("dedupe key was not new")
-                row = (await session.execute(identity_q)).first()
-                person, unit = row
-                roles = (await session.execute(select(PersonRole.role).where(
-                    PersonRole.person_id == person.id))).scalars().all()
-                org.Identity(person_id=person.id, userid=USERID, name=person.name,
-                             unit_id=unit.id, unit_name=unit.name, unit_kind=unit.kind,
-                             roles=frozenset(roles))
+                rows = (await conn.execute(identity_q, {"userid": USERID})).all()
+                person_id, name, unit_id, unit_name, unit_kind, _ = rows[0]
+                org.Identity(person_id=person_id, userid=USERID, name=name, unit_id=unit_id,
+                             unit_name=unit_name, unit_kind=unit_kind,
+                             roles=frozenset(r[5] for r in rows if r[5] is not None))
 
     return op, engine.dispose
 
@@ -149,29 +170,29 @@ def _dedupe_and_identity(*, session: Session, key: str, now: datetime) -> org.Id
     return org.get_identity(session=session, userid=USERID)
 
 
-async def make_db_run(path: Path, *, two_hops: bool):
+async def make_db_run(path: Path, *, service_path: bool):
     db = Database(f"sqlite:///{path}")
 
     async def one_hop(i: int) -> None:
         await db.run(_dedupe_and_identity, key=f"bench:{i}", now=_now())
 
-    async def service_path(i: int) -> None:
-        now = _now()
-        if not await db.run(dedupe.first_time, key=f"app:msg:bench:{i}", now=now):
+    async def dispatcher_path(i: int) -> None:
+        began = await db.run(_begin_turn, userid=USERID, key=USERID, now=_now(),
+                             dedupe_key=f"app:msg:bench:{i}")
+        if began is None:
             raise RuntimeError("dedupe key was not new")
-        await db.run(_begin_turn, userid=USERID, key=USERID, now=now)
 
     async def close() -> None:
         db.close()
 
-    return (service_path if two_hops else one_hop), close
+    return (dispatcher_path if service_path else one_hop), close
 
 
 VARIANTS = {
     "aiosqlite": lambda p: make_aiosqlite(p, one_connection=False),
     "aiosqlite-1conn": lambda p: make_aiosqlite(p, one_connection=True),
-    "db.run": lambda p: make_db_run(p, two_hops=False),
-    "db.run x2": lambda p: make_db_run(p, two_hops=True),
+    "db.run": lambda p: make_db_run(p, service_path=False),
+    "service path": lambda p: make_db_run(p, service_path=True),
 }
 
 

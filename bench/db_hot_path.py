@@ -2,17 +2,17 @@
 
     python -m bench.db_hot_path [--n N] [--tasks T] [--duration S]
 
-Per message the service does two ``Database.run`` hops: ``dedupe.first_time`` (an ORM-session
-``INSERT .. ON CONFLICT DO NOTHING RETURNING``), then the dispatcher's ``_begin_turn``
-(``org.get_identity``: two ORM selects; ``conversation.load``: ``Session.get``). This script
-times those against alternatives that return the same answers, on a seeded demo database
-(SQLite, WAL, synchronous=NORMAL):
+Per message the dispatcher does one ``Database.run`` of ``_begin_turn`` with the dedupe key:
+``dedupe.first_time`` (an ORM-session ``INSERT .. ON CONFLICT DO NOTHING RETURNING``),
+``org.get_identity`` (two ORM selects) and ``conversation.load`` (``Session.get``) in one
+transaction. This script times those against alternatives that return the same answers, on a
+seeded demo database (SQLite, WAL, synchronous=NORMAL):
 
 part 1, one call at a time (us per call, no concurrency)
 part 2, T concurrent asyncio tasks for S seconds, each "request" = dedupe + identity +
-        conversation, done the current way (two hops, ORM), in one hop (ORM), in one hop with
-        lean statements through the same Session, in one hop on the raw DBAPI connection, and
-        on the raw DBAPI connection on the event-loop thread (no hop at all).
+        conversation, done the old way (two hops, ORM), the current way (one hop, ORM), in one
+        hop with lean statements through the same Session, in one hop on the raw DBAPI
+        connection, and on the raw DBAPI connection on the event-loop thread (no hop at all).
 
 The alternatives are sketches for the design discussion, not drop-in code.
 """
@@ -65,8 +65,7 @@ def _identity(row, userid: str) -> org.Identity | None:
 # --- the per-request database work, four ways ----------------------------------------------
 
 def orm_all(*, session: Session, key: str, userid: str, now: datetime):
-    new = dedupe.first_time(session=session, key=key, now=now)
-    return new, _begin_turn(session=session, userid=userid, key=userid, now=now)
+    return _begin_turn(session=session, userid=userid, key=userid, now=now, dedupe_key=key)
 
 
 def lean_first_time(*, session: Session, key: str, now: datetime) -> bool:
@@ -145,7 +144,7 @@ async def part2(db: Database, raw: RawSqlite, args) -> None:
     def key(i: int) -> str:
         return f"p2:{run}:{i}"
 
-    async def current(i: int):
+    async def two_hops(i: int):
         now = datetime.now(timezone.utc)
         await db.run(dedupe.first_time, key=key(i), now=now)
         return await db.run(_begin_turn, userid=USERID, key=USERID, now=now)
@@ -163,8 +162,8 @@ async def part2(db: Database, raw: RawSqlite, args) -> None:
     async def raw_on_loop(i: int):
         return raw.all(key(i), USERID, datetime.now(timezone.utc))
 
-    for label, op in (("current: 2 hops, ORM (first_time, _begin_turn)", current),
-                      ("1 hop, same ORM functions", orm_one_hop),
+    for label, op in (("old: 2 hops, ORM (first_time, _begin_turn)", two_hops),
+                      ("current: 1 hop, ORM _begin_turn(dedupe_key=)", orm_one_hop),
                       ("1 hop, lean text() statements via Session", lean_one_hop),
                       ("1 hop, raw sqlite3 connection", raw_one_hop),
                       ("no hop: raw sqlite3 on the event loop", raw_on_loop)):
@@ -204,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
               lambda i: db.call(conversation.load, key=USERID, now=now))
         timed("db.call(no-op)                        [Session, no statement]", n,
               lambda i: db.call(lambda session: None))
-        timed("db.call(orm_all)      dedupe+identity+conversation, 1 txn", n,
+        timed("db.call(_begin_turn, dedupe_key=)  [now: 1 txn, ORM]", n,
               lambda i: db.call(orm_all, key=f"c{i}", userid=USERID, now=now))
         timed("db.call(lean_all)     the same, text() statements", n,
               lambda i: db.call(lean_all, key=f"d{i}", userid=USERID, now=now))

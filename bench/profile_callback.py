@@ -141,14 +141,17 @@ async def main_async(args) -> None:
         crypto_us += timed("parse_callback", n, lambda i: parse_callback(plains[i]))
         crypto_us += timed("text_reply + encrypted_reply", n, lambda i: crypto.encrypted_reply(
             text_reply(to_user=SENDER, from_user=crypto.receive_id, content=REPLY), "12345"))
-        db_us = timed("db.call(dedupe.first_time)  [ORM session, sync]", n,
-                      lambda i: db.call(dedupe.first_time, key=f"p1:{i}", now=now))
-        db_us += timed("db.call(_begin_turn)  [get_identity + conversation.load]", n,
-                       lambda i: db.call(_begin_turn, userid=SENDER, key=SENDER, now=now))
-        hop_us = await timed_async("await db.run(no-op)  [one thread hop, idle loop]", n,
+        timed("db.call(dedupe.first_time)  [ORM session, sync]", n,
+              lambda i: db.call(dedupe.first_time, key=f"p1:{i}", now=now))
+        timed("db.call(_begin_turn)  [get_identity + conversation.load]", n,
+              lambda i: db.call(_begin_turn, userid=SENDER, key=SENDER, now=now))
+        db_us = timed("db.call(_begin_turn, dedupe_key=)  [all three, 1 txn]", n,
+                      lambda i: db.call(_begin_turn, userid=SENDER, key=SENDER, now=now,
+                                        dedupe_key=f"p1b:{i}"))
+        await timed_async("await db.run(no-op)  [one thread hop, idle loop]", n,
                                    lambda i: db.run(lambda session: None))
-        full_us = await timed_async("await dispatcher.handle(msg)  [db.run + route + render]", n,
-                                    lambda i: dispatcher.handle(msgs[i]))
+        await timed_async("await dispatcher.handle(msg)  [db.run + route + render]", n,
+                          lambda i: dispatcher.handle(msgs[i], dedupe_key=f"p1c:{i}"))
         door_reqs = make_requests(factory, n)
         door_us = await timed_async("await door.receive(request)  [the whole door]", n,
                                     lambda i: door.receive(door_reqs[i]))

@@ -6,11 +6,11 @@
 Nothing in bot/ or models/ is edited; this process patches, before the app starts:
 
 orm          nothing (the service as it is; use with --switch-interval alone)
-lean         ``models.dedupe.first_time`` and ``bot.dispatcher._begin_turn`` use cacheable
-             ``text()`` statements through the same Session (one select for the identity with
-             its roles); still two ``Database.run`` hops per message
-raw          the same two calls on a raw sqlite3 connection, still on the database thread
-inline       the same raw calls run directly on the event-loop thread: no hop for them
+lean         ``bot.dispatcher._begin_turn`` (dedupe insert + identity + conversation, one
+             transaction) with cacheable ``text()`` statements through the same Session (one
+             select for the identity with its roles); still a ``Database.run`` hop
+raw          the same transaction on a raw sqlite3 connection, still on the database thread
+inline       the same raw transaction run directly on the event-loop thread: no hop
 orm-inline   every ``Database.run`` runs ``Database.call`` on the event-loop thread (no hop,
              the ORM functions unchanged)
 lean-inline  the lean functions, and every other ``Database.run``, on the event-loop thread
@@ -78,7 +78,11 @@ def lean_first_time(*, session: Session, key: str, now: datetime) -> bool:
                            {"key": key, "at": _sa_datetime(now)}).first() is not None
 
 
-def lean_begin_turn(*, session: Session, userid: str, key: str, now: datetime):
+def lean_begin_turn(*, session: Session, userid: str, key: str, now: datetime,
+                    dedupe_key: str | None = None):
+    if dedupe_key is not None and not lean_first_time(session=session, key=dedupe_key,
+                                                      now=now):
+        return None
     ident = _identity(session.execute(IDENTITY, {"userid": userid}).first(), userid)
     if session.execute(CONV_EXISTS, {"key": key}).first() is None:
         return ident, conversation.Snapshot()
@@ -109,11 +113,16 @@ class Raw:
                 raise
             return new
 
-    def begin_turn(self, *, userid: str, key: str, now: datetime):
+    def begin_turn(self, *, userid: str, key: str, now: datetime,
+                   dedupe_key: str | None = None):
         with self.lock:
             c = self.conn
-            c.execute("BEGIN")
+            c.execute("BEGIN IMMEDIATE" if dedupe_key is not None else "BEGIN")
             try:
+                if dedupe_key is not None and c.execute(
+                        RAW_INSERT, (dedupe_key, _sa_datetime(now))).fetchone() is None:
+                    c.execute("COMMIT")
+                    return None
                 ident = _identity(c.execute(RAW_IDENTITY, (userid,)).fetchone(), userid)
                 has_conv = c.execute(RAW_CONV_EXISTS, (key,)).fetchone() is not None
                 c.execute("COMMIT")

@@ -35,7 +35,7 @@ from bot.render import Renderer
 from bot.router import Routes
 from bot.sandbox.demo import seed_demo
 from bench.bare_server import REPLY
-from bench.callback_load import SENDER, CallbackFactory
+from bench.callback_load import PEOPLE, SENDER, CallbackFactory
 from handlers import ROUTERS
 from models import dedupe
 from models.migrate import upgrade
@@ -87,7 +87,10 @@ async def timed_async(label: str, n: int, fn) -> float:
     return us
 
 
-async def drive(handler, requests: list[FakeRequest], tasks: int, duration: float) -> tuple[int, float]:
+async def drive(handler, requests: list[FakeRequest], tasks: int,
+                duration: float) -> tuple[int, float, float]:
+    """Requests answered, wall seconds, and CPU seconds of this process (all threads): CPU
+    per request is what a request costs however busy the machine is."""
     it = iter(requests)
     done = 0
     stop = time.perf_counter() + duration
@@ -103,9 +106,9 @@ async def drive(handler, requests: list[FakeRequest], tasks: int, duration: floa
                 raise RuntimeError(f"not a real answer: {resp.status} {resp.text!r}")
             done += 1
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker() for _ in range(tasks)))
-    return done, time.perf_counter() - t0
+    return done, time.perf_counter() - t0, time.process_time() - c0
 
 
 async def main_async(args) -> None:
@@ -114,7 +117,12 @@ async def main_async(args) -> None:
     try:
         upgrade(db.engine)
         db.call(seed_demo)
-        factory = CallbackFactory([SENDER])
+        if args.inline:  # what-if: the database work on the event-loop thread (no hop)
+            async def run_inline(fn, /, **kwargs):
+                return db.call(fn, **kwargs)
+            db.run = run_inline
+        senders = [SENDER] + [p[0] for p in PEOPLE if p[0] != SENDER][: args.senders - 1]
+        factory = CallbackFactory(senders)
         crypto = factory.crypto
         renderer = Renderer()
         clock = Clock()
@@ -133,30 +141,31 @@ async def main_async(args) -> None:
         msgs = [parse_callback(p) for p in plains]
         now = datetime.now(timezone.utc)
 
-        print(f"part 1: each step alone, {n} calls in a row (us per call)")
-        crypto_us = timed("extract_encrypt + check_signature", n, lambda i: crypto.check_signature(
-            reqs[i].query["msg_signature"], reqs[i].query["timestamp"], reqs[i].query["nonce"],
-            extract_encrypt(reqs[i].content.body)))
-        crypto_us += timed("decrypt", n, lambda i: crypto.decrypt(encs[i]))
-        crypto_us += timed("parse_callback", n, lambda i: parse_callback(plains[i]))
-        crypto_us += timed("text_reply + encrypted_reply", n, lambda i: crypto.encrypted_reply(
-            text_reply(to_user=SENDER, from_user=crypto.receive_id, content=REPLY), "12345"))
-        timed("db.call(dedupe.first_time)  [ORM session, sync]", n,
-              lambda i: db.call(dedupe.first_time, key=f"p1:{i}", now=now))
-        timed("db.call(_begin_turn)  [get_identity + conversation.load]", n,
-              lambda i: db.call(_begin_turn, userid=SENDER, key=SENDER, now=now))
-        db_us = timed("db.call(_begin_turn, dedupe_key=)  [all three, 1 txn]", n,
-                      lambda i: db.call(_begin_turn, userid=SENDER, key=SENDER, now=now,
-                                        dedupe_key=f"p1b:{i}"))
-        await timed_async("await db.run(no-op)  [one thread hop, idle loop]", n,
-                                   lambda i: db.run(lambda session: None))
-        await timed_async("await dispatcher.handle(msg)  [db.run + route + render]", n,
-                          lambda i: dispatcher.handle(msgs[i], dedupe_key=f"p1c:{i}"))
-        door_reqs = make_requests(factory, n)
-        door_us = await timed_async("await door.receive(request)  [the whole door]", n,
-                                    lambda i: door.receive(door_reqs[i]))
-        print(f"  => crypto+parse+reply {crypto_us:.0f} us, database work {db_us:.0f} us "
-              f"(sync), whole door {door_us:.0f} us per request, one at a time")
+        if not args.part2:
+            print(f"part 1: each step alone, {n} calls in a row (us per call)")
+            crypto_us = timed("extract_encrypt + check_signature", n, lambda i: crypto.check_signature(
+                reqs[i].query["msg_signature"], reqs[i].query["timestamp"], reqs[i].query["nonce"],
+                extract_encrypt(reqs[i].content.body)))
+            crypto_us += timed("decrypt", n, lambda i: crypto.decrypt(encs[i]))
+            crypto_us += timed("parse_callback", n, lambda i: parse_callback(plains[i]))
+            crypto_us += timed("text_reply + encrypted_reply", n, lambda i: crypto.encrypted_reply(
+                text_reply(to_user=SENDER, from_user=crypto.receive_id, content=REPLY), "12345"))
+            timed("db.call(dedupe.first_time)  [ORM session, sync]", n,
+                  lambda i: db.call(dedupe.first_time, key=f"p1:{i}", now=now))
+            timed("db.call(_begin_turn)  [get_identity + conversation.load]", n,
+                  lambda i: db.call(_begin_turn, userid=SENDER, key=SENDER, now=now))
+            db_us = timed("db.call(_begin_turn, dedupe_key=)  [all three, 1 txn]", n,
+                          lambda i: db.call(_begin_turn, userid=SENDER, key=SENDER, now=now,
+                                            dedupe_key=f"p1b:{i}"))
+            await timed_async("await db.run(no-op)  [one thread hop, idle loop]", n,
+                                       lambda i: db.run(lambda session: None))
+            await timed_async("await dispatcher.handle(msg)  [db.run + route + render]", n,
+                              lambda i: dispatcher.handle(msgs[i], dedupe_key=f"p1c:{i}"))
+            door_reqs = make_requests(factory, n)
+            door_us = await timed_async("await door.receive(request)  [the whole door]", n,
+                                        lambda i: door.receive(door_reqs[i]))
+            print(f"  => crypto+parse+reply {crypto_us:.0f} us, database work {db_us:.0f} us "
+                  f"(sync), whole door {door_us:.0f} us per request, one at a time")
 
         print(f"\npart 2: {args.tasks} concurrent tasks for {args.duration:g} s, no HTTP")
 
@@ -171,18 +180,21 @@ async def main_async(args) -> None:
             return web.Response(text=crypto.encrypted_reply(plain, q["nonce"]))
 
         budget = int(args.duration * 20_000)
-        count, secs = await drive(bare, make_requests(factory, budget), args.tasks, args.duration)
-        bare_rps = count / secs
-        print(f"  bare steps (no db)          {bare_rps:8.0f} req/s")
+        count, secs, cpu = await drive(bare, make_requests(factory, budget), args.tasks,
+                                       args.duration)
+        bare_rps, bare_cpu = count / secs, cpu / count * 1e6
+        print(f"  bare steps (no db)          {bare_rps:8.0f} req/s   cpu {bare_cpu:6.0f} us/req")
         prof = cProfile.Profile() if args.cprofile else None
         door_reqs = make_requests(factory, budget)
         if prof:
             prof.enable()
-        count, secs = await drive(door.receive, door_reqs, args.tasks, args.duration)
+        count, secs, cpu = await drive(door.receive, door_reqs, args.tasks, args.duration)
         if prof:
             prof.disable()
         door_rps = count / secs
-        print(f"  AppDoor.receive (SQLite)    {door_rps:8.0f} req/s   ratio {door_rps / bare_rps:.2f}")
+        door_cpu = cpu / count * 1e6
+        print(f"  AppDoor.receive (SQLite)    {door_rps:8.0f} req/s   cpu {door_cpu:6.0f} us/req"
+              f"   ratio {door_rps / bare_rps:.2f} (by cpu {bare_cpu / door_cpu:.2f})")
         if prof:
             print("\ncProfile of part 2's door run (event-loop thread only), by own time:")
             pstats.Stats(prof).sort_stats("tottime").print_stats(25)
@@ -198,6 +210,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tasks", type=int, default=64, help="concurrent tasks in part 2; 64")
     p.add_argument("--duration", type=float, default=5.0, help="seconds per part-2 run; 5")
     p.add_argument("--cprofile", action="store_true", help="cProfile part 2's door run")
+    p.add_argument("--part2", action="store_true", help="skip part 1")
+    p.add_argument("--inline", action="store_true",
+                   help="what-if: run Database.run's work on the event-loop thread")
+    p.add_argument("--senders", type=int, default=1,
+                   help="registered senders to rotate over (1 = demo-liaison only)")
     args = p.parse_args(argv)
     print("load average: %.2f %.2f %.2f" % os.getloadavg())
     asyncio.run(main_async(args))

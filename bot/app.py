@@ -30,6 +30,7 @@ from bot.wecom_api import WeComAPI
 from bot.messages import Incoming
 from bot.render import Renderer
 from bot.router import Router, Routes
+from bot.turn_locks import TurnLocks
 from handlers import ROUTERS
 from bot.workcal import load_calendar
 from reminders import SWEEPS
@@ -108,11 +109,12 @@ async def _wecom(app: web.Application) -> AsyncIterator[None]:
 
 async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
     cfg = app[config_key]
+    turn_locks = TurnLocks(database_url=cfg.database.url)
     dispatcher = Dispatcher(db=app[db_key], renderer=app[renderer_key], routes=app[routes_key],
                             clock=app[clock_key], tz=cfg.tz,
                             services=_services(app),
                             photos_registered=app[photos_key].wake,
-                            turn_done=app[sender_key].wake)
+                            turn_done=app[sender_key].wake, turn_locks=turn_locks)
     app[dispatcher_key] = dispatcher
     door = AppDoor(crypto=CallbackCrypto(cfg.wecom.app.token, cfg.wecom.app.encoding_aes_key,
                                          cfg.wecom.app.corp_id),
@@ -123,6 +125,7 @@ async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
     yield
     await door.drain()
     await _finish_background(dispatcher.services["background"])
+    await turn_locks.close()
 
 
 async def _reminders(app: web.Application) -> AsyncIterator[None]:

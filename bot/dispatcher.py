@@ -1,15 +1,17 @@
 """The dispatcher: who is this, take their lock, load their conversation, route, render.
 
 Route order (DESIGN.md): 取消/下一页 > ongoing conversation > command > fallback. The per-user
-lock is taken before the conversation is loaded, and the conversation (state and unread pages)
+lock (in this process, and on PostgreSQL across instances) is taken before the conversation is
+loaded, and the conversation (state and unread pages)
 is written back once, after the handler, only if it changed.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any, AsyncContextManager, Callable
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
@@ -21,6 +23,7 @@ from bot.locks import KeyedLocks
 from bot.messages import Incoming, Reply
 from bot.render import Renderer, split_pages
 from bot.router import Handler, Routes
+from bot.turn_locks import TurnLocks
 from models import conversation, dedupe, group, org, photo
 
 log = logging.getLogger(__name__)
@@ -54,12 +57,14 @@ class Dispatcher:
     def __init__(self, *, db: Database, renderer: Renderer, routes: Routes, clock: Clock,
                  tz: ZoneInfo, services: dict[str, Any] | None = None,
                  photos_registered: Callable[[], None] = lambda: None,
-                 turn_done: Callable[[], None] = lambda: None) -> None:
+                 turn_done: Callable[[], None] = lambda: None,
+                 turn_locks: TurnLocks | None = None) -> None:
         self.db, self.renderer, self.routes, self.clock, self.tz = db, renderer, routes, clock, tz
         self.services = services if services is not None else {}
         self.photos_registered = photos_registered
         self.turn_done = turn_done  # wakes the outbox: a handler may have enqueued pushes
-        self.locks = KeyedLocks()
+        self.locks = KeyedLocks()  # one turn per conversation in this process
+        self.turn_locks = turn_locks  # ... and across instances (PostgreSQL)
 
     async def handle(self, msg: Incoming, *, dedupe_key: str | None = None) -> Turn:
         """Handle one message; with ``dedupe_key`` a retry already seen gets ``DUPLICATE``
@@ -72,7 +77,7 @@ class Dispatcher:
             self.photos_registered()
         chat_unit = (await self.db.run(group.unit_for_chat, chatid=msg.chat_id)
                      if msg.chat_type == "group" and msg.chat_id else None)
-        async with self.locks.hold(key):
+        async with self.locks.hold(key), self._across_instances(key):
             now = self.clock.now()
             began = await self.db.run(_begin_turn, userid=msg.user_id, key=key, now=now,
                                       dedupe_key=dedupe_key)
@@ -91,6 +96,9 @@ class Dispatcher:
                                   now=now)
         self.turn_done()
         return Turn(text, reply.button)
+
+    def _across_instances(self, key: str) -> AsyncContextManager[None]:
+        return self.turn_locks.hold(key) if self.turn_locks else contextlib.nullcontext()
 
     async def _route(self, msg: Incoming, ctx: Ctx) -> Reply:
         if msg.kind == "event":

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from importlib.resources import files
-from typing import Any
+from typing import Any, Iterator
 
 from zoneinfo import ZoneInfo
 
@@ -44,36 +44,39 @@ def split_pages(text: str, limit: int = TEXT_LIMIT_BYTES, reserve: int = 120) ->
     """Split ``text`` into pages of at most ``limit - reserve`` UTF-8 bytes, at line ends.
 
     ``reserve`` leaves room for the page footer. A single overlong line is cut at character
-    boundaries, never inside a multi-byte character.
+    boundaries, never inside a multi-byte character. Each line is encoded once.
     """
-    budget = limit - reserve
     if len(text.encode()) <= limit:
         return [text]
+    budget = limit - reserve
     pages: list[str] = []
-    current = ""
-    for line in _cut_long_lines(text.split("\n"), budget):
-        candidate = f"{current}\n{line}" if current else line
-        if len(candidate.encode()) > budget:
-            pages.append(current)
-            current = line
-        else:
-            current = candidate
+    current: list[str] = []
+    size = 0  # bytes of "\n".join(current)
+    for line, length in _cut_long_lines(text.split("\n"), budget):
+        if not current and not line:
+            continue  # no page starts with an empty line
+        if current and size + 1 + length > budget:
+            pages.append("\n".join(current))
+            current, size = [], 0
+        size += length + (1 if current else 0)
+        current.append(line)
     if current:
-        pages.append(current)
+        pages.append("\n".join(current))
     return pages
 
 
-def _cut_long_lines(lines: list[str], budget: int) -> list[str]:
-    out: list[str] = []
+def _cut_long_lines(lines: list[str], budget: int) -> Iterator[tuple[str, int]]:
+    """Each line with its UTF-8 length; a line over ``budget`` bytes in pieces that fit."""
     for line in lines:
-        while len(line.encode()) > budget:
+        length = len(line.encode())
+        while length > budget:
             cut, size = 0, 0
             for i, ch in enumerate(line):
                 size += len(ch.encode())
                 if size > budget:
                     break
                 cut = i + 1
-            out.append(line[:cut])
+            yield line[:cut], len(line[:cut].encode())
             line = line[cut:]
-        out.append(line)
-    return out
+            length = len(line.encode())
+        yield line, length

@@ -11,11 +11,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import JSON, Column, Select, bindparam, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, Session, SQLModel
 
-from models.base import as_utc, utc_field
+from models.base import as_utc, upsert_statement, utc_field
 
 IDLE_TIMEOUT = timedelta(minutes=30)
 
@@ -67,8 +65,5 @@ def save(*, session: Session, key: str, snapshot: Snapshot, now: datetime) -> No
 @functools.cache
 def _upsert(dialect: str) -> Any:
     table = Conversation.__table__
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(table).values({c.name: bindparam(c.name, type_=c.type) for c in table.c})
-    return stmt.on_conflict_do_update(
-        index_elements=[table.c.key],
-        set_={name: stmt.excluded[name] for name in ("state", "data", "pages", "updated_at")})
+    return upsert_statement(table, dialect, tuple(c.name for c in table.c), conflict=("key",),
+                            update=("state", "data", "pages", "updated_at"))

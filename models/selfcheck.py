@@ -14,11 +14,9 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Index, UniqueConstraint, func, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, Session, SQLModel, select
 
-from models.base import utc_field
+from models.base import upsert_statement, utc_field
 from models.hazard import Hazard
 
 
@@ -75,12 +73,13 @@ def start_run(*, session: Session, unit_id: int, person_id: int, area: str,
 def record_answer(*, session: Session, run_id: int, item_id: str, answer: Answer, note: str,
                   now: datetime, hazard_id: int | None = None) -> None:
     """Store the answer to one item, replacing an earlier answer to it (one statement)."""
-    values = {"answer": answer.value, "note": note, "hazard_id": hazard_id, "answered_at": now}
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(SelfCheckAnswer.__table__).values(run_id=run_id, item_id=item_id, **values)
-    session.execute(stmt.on_conflict_do_update(index_elements=["run_id", "item_id"],
-                                               set_=values))
+    table = SelfCheckAnswer.__table__
+    values = {"run_id": run_id, "item_id": item_id, "answer": answer.value, "note": note,
+              "hazard_id": hazard_id, "answered_at": now}
+    stmt = upsert_statement(table, session.get_bind().dialect.name, tuple(values),
+                            conflict=("run_id", "item_id"),
+                            update=("answer", "note", "hazard_id", "answered_at"))
+    session.connection().execute(stmt, values)
 
 
 def finish_run(*, session: Session, run_id: int, now: datetime) -> SelfCheckRun:

@@ -23,6 +23,7 @@ from bot.crypto import CallbackCrypto, CryptoError, extract_encrypt
 from bot.dashboard.pages import _filters
 from bot.dashboard.signing import LinkError, Signer
 from bot.dates import DateParseError, parse_any_date, parse_date
+from bot.render import split_pages
 from bot.messages import Incoming
 from bot.router import Routes, normalise
 from bot.workcal import load_calendar
@@ -344,3 +345,18 @@ def test_dashboard_filters_take_any_query(query):
     filters = _filters(query, {"fire": "消防"})
     assert filters.unit is None or isinstance(filters.unit, int)
     assert isinstance(filters.page, int) and filters.page >= 1
+
+
+@FAST
+@given(st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",),
+                                                blacklist_characters="\n"),
+                        max_size=900), max_size=12),
+       st.integers(min_value=0, max_value=400))
+def test_pages_fit_their_budget_and_lose_no_character(lines, reserve):
+    text = "\n".join(lines)
+    pages = split_pages(text, reserve=reserve)
+    if len(text.encode()) <= 2048:
+        assert pages == [text]
+        return
+    assert all(0 < len(p.encode()) <= 2048 - reserve for p in pages)
+    assert "".join(pages).replace("\n", "") == text.replace("\n", "")

@@ -43,6 +43,7 @@ import json
 import logging
 import math
 import random
+import re
 import statistics
 import tempfile
 import time
@@ -711,8 +712,16 @@ class Statements:
             rows = conn.exec_driver_sql(prefix + statement, parameters).all()
             conn.rollback()
         if self.engine.dialect.name == "postgresql":
-            return [r[0] for r in rows]
+            return [_short_ids(r[0]) for r in rows]
         return [" | ".join(str(c) for c in r) for r in rows]
+
+
+IDS = re.compile(r"\d+(?:, ?\d+){9,}")
+
+
+def _short_ids(text_: str) -> str:
+    """A plan's 2,000 unit ids written out, as ``<2000 ids>``."""
+    return IDS.sub(lambda m: f"<{m.group(0).count(',') + 1} ids>", text_)
 
 
 def p95(values: list[float]) -> float:
@@ -798,7 +807,7 @@ class Bench:
         for statement, parameters, seconds in slow:
             if seconds < 0.005 or not statement.lstrip().upper().startswith("SELECT"):
                 continue
-            flat = " ".join(statement.split())
+            flat = _short_ids(" ".join(statement.split()))
             print(f"    -- {seconds * 1000:.1f} ms: {flat[:300]}{'…' if len(flat) > 300 else ''}")
             try:
                 for line in self.statements.explain(statement, parameters):
@@ -923,6 +932,7 @@ class Bench:
                 if attempt == "first":
                     self.results.append(Result("f0", f"    sweep {label} (once)", None,
                                                took, [took], statements=n))
+                    print(f"    most messages queued for one person: {self.busiest()}")
         since = MORNING - timedelta(minutes=1)
         runs: dict[str, list[float]] = defaultdict(list)
         shown: dict[str, tuple] = {}
@@ -942,6 +952,15 @@ class Bench:
             self.results.append(Result("f" if main_run else "f-" + name,
                                        f"{'(f)' if main_run else '   '} sweep {name} run",
                                        GOALS["f"], times[0], times, statements=shown[name][3]))
+
+    def busiest(self, top: int = 3) -> str:
+        """Who is flooded: the most pending messages queued for one recipient (escalations
+        to many at once go as one list, reminders.pusher.Grouping)."""
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(text(
+                "SELECT recipient, count(*) AS n FROM outbox WHERE status = 'pending' "
+                "GROUP BY recipient ORDER BY n DESC, recipient LIMIT :top"), {"top": top}).all()
+        return ", ".join(f"{r} {n}" for r, n in rows) or "none"
 
     @staticmethod
     def _print_sweep(label: str, took: float, counts: dict, timings: dict, n: int) -> None:

@@ -13,10 +13,15 @@ def enqueue_text(*, session: Session, key: str, to: str, text: str, now: datetim
                  urgent: bool = False) -> int:
     """Queue ``text`` to ``to``; longer than WeCom's 2,048 bytes it goes as several messages
     (keys ``key``, ``key#2``, ...). Returns how many rows were new."""
+    return sum(outbox.add(session=session, values=row)
+               for row in text_rows(key=key, to=to, text=text, now=now, urgent=urgent))
+
+
+def text_rows(*, key: str, to: str, text: str, now: datetime, urgent: bool = False,
+              not_before: datetime | None = None) -> list[dict]:
+    """The outbox rows of ``enqueue_text``, for ``outbox.enqueue_many`` (sweeps)."""
     pages = split_pages(text, reserve=0)
-    added = 0
-    for i, page in enumerate(pages, start=1):
-        added += outbox.enqueue(session=session, key=key if i == 1 else f"{key}#{i}",
-                                recipient=to, msgtype="text", payload={"content": page},
-                                now=now, urgent=urgent)
-    return added
+    return [outbox.row(key=key if i == 1 else f"{key}#{i}", recipient=to, msgtype="text",
+                       payload={"content": page}, now=now, urgent=urgent,
+                       not_before=not_before)
+            for i, page in enumerate(pages, start=1)]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 
-from sqlalchemy import Index, update
+from typing import Any
+
+from sqlalchemy import Index, delete, update
 from sqlmodel import Field, Session, SQLModel, select
 
-from models.base import insert_ignore, read_cache, utc_field
+from models.base import in_ids, insert_ignore, insert_ignore_many, read_cache, utc_field
 
 
 DROPPED = datetime(1970, 1, 1, tzinfo=timezone.utc)  # "sent_at" of an item snoozed away
@@ -31,10 +33,20 @@ class Snooze(SQLModel, table=True):
     until: date
 
 
+def item_row(*, key: str, userid: str, subject: str, text: str,
+             now: datetime) -> dict[str, Any]:
+    return {"key": key, "userid": userid, "subject": subject, "text": text, "created_at": now}
+
+
 def add_item(*, session: Session, key: str, userid: str, subject: str, text: str,
              now: datetime) -> bool:
-    return insert_ignore(session, DigestItem.__table__, {
-        "key": key, "userid": userid, "subject": subject, "text": text, "created_at": now})
+    return insert_ignore(session, DigestItem.__table__, item_row(
+        key=key, userid=userid, subject=subject, text=text, now=now))
+
+
+def add_items(*, session: Session, rows: list[dict[str, Any]]) -> set[str]:
+    """``add_item`` for many ``item_row``s in a few statements; the keys that were new."""
+    return set(insert_ignore_many(session, DigestItem.__table__, rows))
 
 
 def snoozed(*, session: Session, userid: str, subject: str, today: date) -> bool:
@@ -61,19 +73,34 @@ def snooze(*, session: Session, userid: str, subject: str, until: date) -> None:
                     .values(sent_at=DROPPED))
 
 
-def pending(*, session: Session) -> dict[str, list[DigestItem]]:
-    """Unsent items by person, oldest first."""
-    rows = session.exec(select(DigestItem).where(DigestItem.sent_at.is_(None))
-                        .order_by(DigestItem.userid, DigestItem.created_at, DigestItem.id)).all()
-    out: dict[str, list[DigestItem]] = {}
+def pending(*, session: Session) -> dict[str, list[Any]]:
+    """Unsent items by person, oldest first: rows of ``id``, ``userid`` and ``text`` (not
+    ORM objects: the morning after a first deployment there are tens of thousands)."""
+    t = DigestItem.__table__.c
+    rows = session.execute(select(t.id, t.userid, t.text).where(t.sent_at.is_(None))
+                           .order_by(t.userid, t.created_at, t.id)).all()
+    out: dict[str, list[Any]] = {}
     for row in rows:
         out.setdefault(row.userid, []).append(row)
     return out
 
 
 def mark_sent(*, session: Session, ids: list[int], now: datetime) -> None:
-    # "fetch": the rows' ids come back and only those items in the session are updated; the
-    # default ("evaluate") tests every item in the session, once per person: quadratic when
-    # the morning digest goes to thousands of people (bench/growth.py)
-    session.execute(update(DigestItem).where(DigestItem.id.in_(ids)).values(sent_at=now)
-                    .execution_options(synchronize_session="fetch"))
+    # Core, the ids written into the SQL: the ORM's default ("evaluate") tests every item in
+    # the session, once per person (quadratic when the morning digest goes to thousands of
+    # people), "fetch" reads every id back, and a thousand bound parameters make PostgreSQL
+    # plan a generic statement (bench/growth.py). Items already loaded keep their old
+    # ``sent_at``: the digest sweep, the one caller, is done with them.
+    table = DigestItem.__table__
+    session.execute(update(table).where(in_ids(table.c.id, ids)).values(sent_at=now))
+
+
+def prune(*, session: Session, before: datetime, limit: int = 5000) -> int:
+    """Delete up to ``limit`` items created before ``before`` and gone out (in a digest, or
+    dropped by a snooze); their keys are about one day, period or deadline long past.
+    How many went."""
+    t = DigestItem.__table__.c
+    old = (select(t.id).where(t.sent_at < before, t.created_at < before)  # ix_digest_item_pending
+           .limit(limit))
+    return session.execute(delete(DigestItem.__table__)
+                           .where(t.id.in_(old.scalar_subquery()))).rowcount

@@ -36,7 +36,9 @@ CLOSE_LATE = timedelta(hours=2)        # 平安 / 报告 / 交班 still reach a 
 class Shift(SQLModel, table=True):
     __tablename__ = "duty_shift"
     __table_args__ = (UniqueConstraint("unit_id", "day", "kind", name="uq_duty_shift_slot"),
-                      Index("ix_duty_shift_start", "start_at"))
+                      Index("ix_duty_shift_start", "start_at"),
+                      # a period's shifts of a whole district (统计), read from the index alone
+                      Index("ix_duty_shift_day", "day", "unit_id", "checked_in_at"))
     id: int | None = Field(default=None, primary_key=True)
     unit_id: int = Field(foreign_key="unit.id")
     day: date

@@ -11,12 +11,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, func, or_, text, update
+from sqlalchemy import JSON, Column, Index, delete, func, or_, text, update
 from sqlmodel import Field, Session, SQLModel, select
 
-from models.base import as_utc, insert_ignore, utc_field
+from models.base import as_utc, insert_ignore, insert_ignore_many, utc_field
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
+# a push that went out as one line of a grouped message (reminders.pusher.Grouping): its row
+# keeps its key, so it is not queued again, and is never sent on its own
+MERGED = "merged"
 # per recipient: (window, cap). WeCom drops app messages over these silently (doc 90312).
 LIMITS = {"app": ((timedelta(minutes=1), 30), (timedelta(hours=1), 1000)),
           "webhook": ((timedelta(minutes=1), 20),),
@@ -64,15 +67,33 @@ class Claimed:
     created_at: datetime
 
 
+def row(*, key: str, recipient: str, msgtype: str, payload: dict[str, Any], now: datetime,
+        channel: str = "app", urgent: bool = False, not_before: datetime | None = None,
+        status: str = PENDING) -> dict[str, Any]:
+    """The values of a new outbox row (``enqueue``, ``enqueue_many``)."""
+    return {"key": key, "channel": channel, "recipient": recipient, "msgtype": msgtype,
+            "payload": payload, "urgent": urgent, "status": status, "attempts": 0,
+            "next_attempt_at": not_before or now, "last_error": "", "result": {},
+            "created_at": now}
+
+
 def enqueue(*, session: Session, key: str, recipient: str, msgtype: str,
             payload: dict[str, Any], now: datetime, channel: str = "app", urgent: bool = False,
             not_before: datetime | None = None) -> bool:
     """Add a push unless one with ``key`` exists; True if it was added."""
-    return insert_ignore(session, OutboxMessage.__table__, {
-        "key": key, "channel": channel, "recipient": recipient, "msgtype": msgtype,
-        "payload": payload, "urgent": urgent, "status": PENDING, "attempts": 0,
-        "next_attempt_at": not_before or now, "last_error": "", "result": {},
-        "created_at": now})
+    return add(session=session, values=row(
+        key=key, recipient=recipient, msgtype=msgtype, payload=payload, now=now,
+        channel=channel, urgent=urgent, not_before=not_before))
+
+
+def add(*, session: Session, values: dict[str, Any]) -> bool:
+    """``enqueue`` of a ``row``."""
+    return insert_ignore(session, OutboxMessage.__table__, values)
+
+
+def enqueue_many(*, session: Session, rows: list[dict[str, Any]]) -> set[str]:
+    """``enqueue`` for many ``row``s in a few statements; the keys that were new."""
+    return set(insert_ignore_many(session, OutboxMessage.__table__, rows))
 
 
 def claim(*, session: Session, owner: str, now: datetime, limit: int,
@@ -182,3 +203,20 @@ def requeue(*, session: Session, row_id: int, now: datetime) -> bool:
                            .where(OutboxMessage.id == row_id, OutboxMessage.status == FAILED)
                            .values(status=PENDING, next_attempt_at=now, last_error=""))
     return done.rowcount == 1
+
+
+def prune(*, session: Session, before: datetime, keep_prefixes: tuple[str, ...] = (),
+          limit: int = 5000) -> int:
+    """Delete up to ``limit`` delivered rows sent before ``before``, except those whose key
+    starts with one of ``keep_prefixes`` (keys that must outlive the push: a sweep asks for
+    them again as long as what they are about lasts). Pending and failed rows stay: the
+    ``safebot outbox`` CLI lists and retries them, the nightly duty check reads failures.
+    How many rows went."""
+    # sent implies due before it was sent: next_attempt_at bounds the scan in ix_outbox_due
+    old = (select(OutboxMessage.id)
+           .where(OutboxMessage.status == SENT, OutboxMessage.next_attempt_at < before,
+                  OutboxMessage.sent_at < before,
+                  *(OutboxMessage.key.not_like(f"{p}%") for p in keep_prefixes))
+           .limit(limit))
+    doomed = delete(OutboxMessage).where(OutboxMessage.id.in_(old.scalar_subquery()))
+    return session.execute(doomed.execution_options(synchronize_session=False)).rowcount

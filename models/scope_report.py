@@ -16,7 +16,7 @@ from sqlmodel import Session
 from bot.dates import add_months
 from models import scope_stats
 from models.org import unit_and_descendants
-from models.stats import unit_stats
+from models.stats import hazard_totals
 
 
 def previous_period(start: date, end: date) -> tuple[date, date]:
@@ -38,15 +38,15 @@ def report(*, session: Session, unit_id: int, start: date, end: date, today: dat
     units = unit_and_descendants(session=session, unit_id=unit_id)
     ids = [u.id for u in units]
     before_start, before_end = previous_period(start, end)
-    now = unit_stats(session=session, unit_ids=ids, start=start, end=end, tz=tz, today=today)
-    before = unit_stats(session=session, unit_ids=ids, start=before_start, end=before_end,
-                        tz=tz, today=today)
+    # the hazards' figures only: the template shows no others (self-checks, inspections,
+    # duty and deliverables are the monthly table's and the weekly digest's)
+    now, before = hazard_totals(session=session, unit_ids=ids, tz=tz, today=today,
+                                periods=[(start, end), (before_start, before_end)])
     split = scope_stats.breakdown(session=session, unit_ids=ids, start=start, end=end, tz=tz)
     by_unit = scope_stats.open_by_unit(session=session, unit_ids=ids, today=today)
     return {"unit": units[0].name, "units": len(units), "start": start, "end": end,
             "before_start": before_start, "before_end": before_end,
-            "totals": scope_stats.add_up(now.values()),
-            "before": scope_stats.add_up(before.values()),
+            "totals": now, "before": before,
             "statuses": split["statuses"],
             "areas": [(areas.get(a, a), n) for a, n in split["areas"]],
             "now": scope_stats.open_total(by_unit, ids),

@@ -2,7 +2,8 @@
 
 The period figures (found by level, rectified, closed, the rectification rate) are
 ``models.stats.unit_stats`` added up over the scope, so 统计, the weekly digest, the dashboard
-and the monthly update's table agree. Beside them:
+and the monthly update's table agree (统计 has the database add up the hazards' figures,
+``models.stats.hazard_totals``: the same counts without a row per unit). Beside them:
 
 - ``breakdown``: the hazards found in the period by status (as they stand now) and by area;
 - ``open_by_unit``: what is open *today*, whenever it was reported, and what of it is
@@ -17,13 +18,13 @@ from datetime import date, datetime, timedelta
 from typing import Any, Iterable, Mapping
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlmodel import Session
 
 from models.base import as_utc, in_ids
 from models.hazard import OPEN, Hazard, Level, Status
 from models.ledger import UNFINISHED, local_day_bounds
-from models.stats import UnitStats, rate
+from models.stats import UnitStats, every_unit, in_units, rate
 
 SUMMED = ("found_general", "found_major", "rectified", "closed", "overdue", "selfchecks",
           "inspections_principal", "inspections_other")
@@ -49,7 +50,7 @@ def breakdown(*, session: Session, unit_ids: Iterable[int], start: date, end: da
     first, after = local_day_bounds(start, end, tz)
     rows = session.execute(
         select(Hazard.status, Hazard.area, func.count())
-        .where(in_ids(Hazard.unit_id, ids), Hazard.reported_at >= first,
+        .where(_in_scope(session, Hazard.unit_id, ids), Hazard.reported_at >= first,
                Hazard.reported_at < after)
         .group_by(Hazard.status, Hazard.area)).all()
     statuses: Counter[str] = Counter()
@@ -65,19 +66,22 @@ def open_by_unit(*, session: Session, unit_ids: Iterable[int],
                  today: date) -> dict[int, Counter[str]]:
     """Unit → open, open_major, overdue, overdue_major today (units with none left out)."""
     ids = list(unit_ids)
-    out: dict[int, Counter[str]] = {}
-    for unit_id, level, status, deadline, n in session.execute(
-            select(Hazard.unit_id, Hazard.level, Hazard.status, Hazard.deadline, func.count())
-            .where(in_ids(Hazard.unit_id, ids), Hazard.status.in_(OPEN))
-            .group_by(Hazard.unit_id, Hazard.level, Hazard.status, Hazard.deadline)):
-        late = status in UNFINISHED and deadline is not None and deadline < today
-        major = level == Level.MAJOR
-        row = out.setdefault(unit_id, Counter())
-        row["open"] += n
-        row["open_major"] += n * major
-        row["overdue"] += n * late
-        row["overdue_major"] += n * (late and major)
-    return out
+    late = and_(Hazard.status.in_(UNFINISHED), Hazard.deadline.is_not(None),
+                Hazard.deadline < today)
+    major = Hazard.level == Level.MAJOR
+    rows = session.execute(
+        select(Hazard.unit_id, func.count(), func.count().filter(major),
+               func.count().filter(late), func.count().filter(and_(late, major)))
+        .where(_in_scope(session, Hazard.unit_id, ids), Hazard.status.in_(OPEN))
+        .group_by(Hazard.unit_id))
+    chosen = set(ids)
+    return {unit_id: Counter(dict(zip(OPEN_KEYS, counts))) for unit_id, *counts in rows
+            if unit_id in chosen}
+
+
+def _in_scope(session: Session, column: Any, ids: list[int]) -> Any:
+    """``column IN ids``, or no condition for a whole district (models.stats.every_unit)."""
+    return in_units(column, None if every_unit(session, ids) else ids)
 
 
 def open_total(by_unit: Mapping[int, Counter[str]], unit_ids: Iterable[int]) -> dict[str, int]:

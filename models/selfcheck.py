@@ -34,7 +34,9 @@ class Answer(StrEnum):
 
 class SelfCheckRun(SQLModel, table=True):
     __tablename__ = "selfcheck_run"
-    __table_args__ = (Index("ix_selfcheck_run_unit_status", "unit_id", "status", "finished_at"),)
+    __table_args__ = (Index("ix_selfcheck_run_unit_status", "unit_id", "status", "finished_at"),
+                      # a period's finished runs of a whole district (统计)
+                      Index("ix_selfcheck_run_finished", "finished_at", "status", "unit_id"))
     id: int | None = Field(default=None, primary_key=True)
     unit_id: int = Field(foreign_key="unit.id")
     person_id: int = Field(foreign_key="person.id", index=True)

@@ -40,10 +40,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import Integer, and_, case, func, literal, or_, select, true, union_all
 from sqlmodel import Session
 
 from models import campaign as cp
@@ -52,7 +52,7 @@ from models.duty import Shift
 from models.hazard import Hazard, Level
 from models.inspection import Inspection, Kind
 from models.ledger import local_day_bounds
-from models.org import PersonRole, Role
+from models.org import PersonRole, Role, Unit
 from models.selfcheck import RunStatus, SelfCheckRun
 
 CHUNK = 5000  # unit ids per IN list (written into the SQL, models.base.in_ids: no bound
@@ -97,22 +97,51 @@ def unit_stats(*, session: Session, unit_ids: list[int], start: date, end: date,
                today: date) -> dict[int, UnitStats]:
     """Every unit of ``unit_ids`` (each a key, zeros when it has no records) → its figures for
     the local days ``start`` .. ``end``; see the module docstring for what each one counts."""
-    counts: dict[int, dict[str, int]] = {u: {} for u in unit_ids}
+    return periods_stats(session=session, unit_ids=unit_ids, periods=[(start, end)], tz=tz,
+                         today=today)[0]
+
+
+def periods_stats(*, session: Session, unit_ids: list[int], periods: list[tuple[date, date]],
+                  tz: ZoneInfo, today: date) -> list[dict[int, UnitStats]]:
+    """``unit_stats`` of several periods (统计: this one and the one before) in the same few
+    statements: one per source table for all of them (``_per_period``)."""
     if not unit_ids:
-        return {}
-    first, after = local_day_bounds(start, end, tz)
-    as_of = min(end, today)
-    cutoff = local_day_bounds(as_of, as_of, tz)[1]
-    for chunk in _chunks(list(counts)):
-        for source in (_hazards(session, chunk, first, after, cutoff, as_of),
-                       _selfchecks(session, chunk, first, after),
-                       _inspections(session, chunk, first, after),
-                       _shifts(session, chunk, start, min(end, today - timedelta(days=1)))):
-            for unit_id, values in source:
-                counts[unit_id].update(values)
-    for unit_id, values in _deliverables(session, set(counts), start, end):
-        counts[unit_id].update(values)
-    return {u: _finish(c) for u, c in counts.items()}
+        return [{} for _ in periods]
+    counts: list[dict[int, dict[str, int]]] = [{u: {} for u in unit_ids} for _ in periods]
+    spans = [_Period.of(start, end, tz, today) for start, end in periods]
+    ids = list(counts[0])
+    for chunk in [None] if every_unit(session, ids) else _chunks(ids):
+        for source in (_hazards, _selfchecks, _inspections, _shifts):
+            for i, unit_id, values in source(session, chunk, spans):
+                if unit_id in counts[i]:
+                    counts[i][unit_id].update(values)
+    for i, unit_id, values in _deliverables(session, set(counts[0]), spans):
+        counts[i][unit_id].update(values)
+    return [{u: _finish(c) for u, c in period.items()} for period in counts]
+
+
+@dataclass(frozen=True)
+class _Period:
+    """One period's bounds: local days ``start`` .. ``end`` as UTC ``first`` .. ``after``;
+    statuses as they stood at ``cutoff`` (the end of ``as_of``, the period's end or today);
+    duty shifts up to ``last_shift_day`` (before today: today's may still be checked in)."""
+    start: date
+    end: date
+    first: datetime
+    after: datetime
+    as_of: date
+    cutoff: datetime
+    last_shift_day: date
+
+    @classmethod
+    def of(cls, start: date, end: date, tz: ZoneInfo, today: date) -> "_Period":
+        first, after = local_day_bounds(start, end, tz)
+        as_of = min(end, today)
+        return cls(start, end, first, after, as_of, local_day_bounds(as_of, as_of, tz)[1],
+                   min(end, today - timedelta(days=1)))
+
+    def moments(self, column: Any) -> Any:
+        return and_(column >= self.first, column < self.after)
 
 
 def _finish(c: dict[str, int]) -> UnitStats:
@@ -126,85 +155,138 @@ def _chunks(ids: list[int]) -> Iterator[list[int]]:
         yield ids[i:i + CHUNK]
 
 
+def every_unit(session: Session, ids: Iterable[int]) -> bool:
+    """Whether ``ids`` hold every unit: a whole district, whose statements then need no
+    ``IN`` list (2,000 ids written into a statement cost ~4 ms of it, and 统计 has a dozen).
+    The units are read once per transaction."""
+    if "unit_ids" not in session.info:
+        session.info["unit_ids"] = frozenset(session.execute(select(Unit.id)).scalars())
+    return session.info["unit_ids"] <= set(ids)
+
+
+def in_units(column: Any, ids: list[int] | None) -> Any:
+    """``column IN ids``; ``None``: every unit (``every_unit``), no condition."""
+    return true() if ids is None else in_ids(column, ids)
+
+
 def _count(condition: Any) -> Any:
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
-Rows = Iterable[tuple[int, dict[str, int]]]
+Rows = Iterable[tuple[int, int, dict[str, int]]]  # (period index, unit id, figures)
 
 
-def _hazards(session: Session, units: list[int], first: datetime, after: datetime,
-             cutoff: datetime, as_of: date) -> Rows:
-    done = and_(Hazard.rectified_at.is_not(None), Hazard.rectified_at < cutoff)
-    query = (select(Hazard.unit_id,
-                    _count(Hazard.level == Level.GENERAL), _count(Hazard.level == Level.MAJOR),
-                    _count(done),
-                    _count(and_(Hazard.closed_at.is_not(None), Hazard.closed_at < cutoff)),
-                    _count(and_(~done, Hazard.deadline.is_not(None), Hazard.deadline < as_of)))
-             .where(in_ids(Hazard.unit_id, units), Hazard.reported_at >= first,
-                    Hazard.reported_at < after)
-             .group_by(Hazard.unit_id))
-    for unit_id, general, major, rectified, closed, overdue in session.execute(query):
-        yield unit_id, {"found_general": general, "found_major": major, "rectified": rectified,
-                        "closed": closed, "overdue": overdue}
+def _per_period(session: Session, periods: list[_Period], query: Callable[[_Period], Any],
+                names: tuple[str, ...]) -> Rows:
+    """``query(period)`` (unit id, then ``names``) of every period in one statement: one
+    ``UNION ALL`` branch each, tagged with the period's index, each one planned on its own
+    (a period's own index range, not one scan over every period with the gaps between)."""
+    branches = [query(p).add_columns(literal(i, Integer).label("period"))
+                for i, p in enumerate(periods)]
+    for unit_id, *values, i in session.execute(union_all(*branches)).all():
+        yield i, unit_id, dict(zip(names, values))
 
 
-def _selfchecks(session: Session, units: list[int], first: datetime, after: datetime) -> Rows:
-    query = (select(SelfCheckRun.unit_id, func.count(SelfCheckRun.id))
-             .where(in_ids(SelfCheckRun.unit_id, units), SelfCheckRun.status == RunStatus.FINISHED,
-                    SelfCheckRun.finished_at >= first, SelfCheckRun.finished_at < after)
-             .group_by(SelfCheckRun.unit_id))
-    for unit_id, n in session.execute(query):
-        yield unit_id, {"selfchecks": n}
+HAZARD_FIGURES = ("found_general", "found_major", "rectified", "closed", "overdue")
 
 
-def _inspections(session: Session, units: list[int], first: datetime, after: datetime) -> Rows:
+def _hazards(session: Session, units: list[int] | None, periods: list[_Period],
+             by_unit: bool = True) -> Rows:
+    """``by_unit=False``: one row per period for all of ``units`` together (unit id 0)."""
+    def query(p: _Period) -> Any:
+        done = and_(Hazard.rectified_at.is_not(None), Hazard.rectified_at < p.cutoff)
+        figures = (_count(Hazard.level == Level.GENERAL), _count(Hazard.level == Level.MAJOR),
+                   _count(done),
+                   _count(and_(Hazard.closed_at.is_not(None), Hazard.closed_at < p.cutoff)),
+                   _count(and_(~done, Hazard.deadline.is_not(None), Hazard.deadline < p.as_of)))
+        found = (in_units(Hazard.unit_id, units), Hazard.reported_at >= p.first,
+                 Hazard.reported_at < p.after)
+        if not by_unit:
+            return select(literal(0, Integer), *figures).where(*found)
+        return select(Hazard.unit_id, *figures).where(*found).group_by(Hazard.unit_id)
+    return _per_period(session, periods, query, HAZARD_FIGURES)
+
+
+def hazard_totals(*, session: Session, unit_ids: list[int], periods: list[tuple[date, date]],
+                  tz: ZoneInfo, today: date) -> list[dict[str, Any]]:
+    """The hazard figures of ``unit_stats`` (found by level, rectified, closed, overdue; with
+    ``found`` and ``rate``) added up over ``unit_ids``, for each period: what 统计 shows, in
+    one statement that returns a row per period instead of a row per unit and period."""
+    spans = [_Period.of(start, end, tz, today) for start, end in periods]
+    ids = list(dict.fromkeys(unit_ids))
+    totals = [dict.fromkeys(HAZARD_FIGURES, 0) for _ in periods]
+    for chunk in [None] if every_unit(session, ids) else _chunks(ids):
+        for i, _, values in _hazards(session, chunk, spans, by_unit=False):
+            for key, n in values.items():
+                totals[i][key] += n
+    for total in totals:
+        total["found"] = total["found_general"] + total["found_major"]
+        total["rate"] = rate(total["rectified"], total["found"])
+    return totals
+
+
+def _selfchecks(session: Session, units: list[int] | None, periods: list[_Period]) -> Rows:
+    def query(p: _Period) -> Any:
+        return (select(SelfCheckRun.unit_id, func.count(SelfCheckRun.id))
+                .where(in_units(SelfCheckRun.unit_id, units),
+                       SelfCheckRun.status == RunStatus.FINISHED,
+                       SelfCheckRun.finished_at >= p.first, SelfCheckRun.finished_at < p.after)
+                .group_by(SelfCheckRun.unit_id))
+    return _per_period(session, periods, query, ("selfchecks",))
+
+
+def _inspections(session: Session, units: list[int] | None, periods: list[_Period]) -> Rows:
     principals = (select(PersonRole.person_id).where(PersonRole.role == Role.LEADER)
                   .distinct().subquery())
     led = principals.c.person_id.is_not(None)
-    query = (select(Inspection.unit_id, _count(led), _count(~led))
-             .outerjoin(principals, principals.c.person_id == Inspection.person_id)
-             .where(in_ids(Inspection.unit_id, units), Inspection.kind == Kind.INSPECTION,
-                    Inspection.at >= first, Inspection.at < after)
-             .group_by(Inspection.unit_id))
-    for unit_id, principal, other in session.execute(query):
-        yield unit_id, {"inspections_principal": principal, "inspections_other": other}
+
+    def query(p: _Period) -> Any:
+        return (select(Inspection.unit_id, _count(led), _count(~led))
+                .outerjoin(principals, principals.c.person_id == Inspection.person_id)
+                .where(in_units(Inspection.unit_id, units), Inspection.kind == Kind.INSPECTION,
+                       Inspection.at >= p.first, Inspection.at < p.after)
+                .group_by(Inspection.unit_id))
+    return _per_period(session, periods, query,
+                       ("inspections_principal", "inspections_other"))
 
 
-def _shifts(session: Session, units: list[int], first: date, last: date) -> Rows:
-    if last < first:
-        return
-    query = (select(Shift.unit_id, func.count(Shift.id), _count(Shift.checked_in_at.is_not(None)))
-             .where(in_ids(Shift.unit_id, units), Shift.day >= first, Shift.day <= last)
-             .group_by(Shift.unit_id))
-    for unit_id, shifts, checked_in in session.execute(query):
-        yield unit_id, {"shifts": shifts, "checked_in": checked_in}
+def _shifts(session: Session, units: list[int] | None, periods: list[_Period]) -> Rows:
+    def query(p: _Period) -> Any:
+        return (select(Shift.unit_id, func.count(), func.count(Shift.checked_in_at))
+                .where(in_units(Shift.unit_id, units), Shift.day >= p.start,
+                       Shift.day <= p.last_shift_day)
+                .group_by(Shift.unit_id))
+    return _per_period(session, periods, query, ("shifts", "checked_in"))
 
 
-def _deliverables(session: Session, units: set[int], start: date, end: date) -> Rows:
-    """Deliverables due in the period, campaign by campaign (few), and the unit's submissions
-    of them in one query per chunk of units."""
-    due = session.execute(select(cp.Deliverable.id, cp.Campaign)
-                          .join(cp.Campaign, cp.Campaign.id == cp.Deliverable.campaign_id)
-                          .where(cp.Deliverable.due >= start, cp.Deliverable.due <= end)).all()
+def _deliverables(session: Session, units: set[int], periods: list[_Period]) -> Rows:
+    """Deliverables due in each period, campaign by campaign (few), and the units'
+    submissions of them in one query per chunk of units."""
+    due = session.execute(
+        select(cp.Deliverable.id, cp.Deliverable.due, cp.Campaign)
+        .join(cp.Campaign, cp.Campaign.id == cp.Deliverable.campaign_id)
+        .where(or_(*(and_(cp.Deliverable.due >= p.start, cp.Deliverable.due <= p.end)
+                     for p in periods)))).all()
     if not due:
         return
     covered: dict[int, set[int]] = {}  # campaign id -> covered units in scope
-    owed: dict[int, set[int]] = {}     # unit -> deliverable ids it owes
-    for item_id, campaign in due:
+    owed: dict[tuple[int, int], set[int]] = {}  # (period, unit) -> deliverable ids it owes
+    for item_id, day, campaign in due:
         if campaign.id not in covered:
             covered[campaign.id] = units & cp.covered_unit_ids(session=session,
                                                                campaign=campaign)
-        for unit_id in covered[campaign.id]:
-            owed.setdefault(unit_id, set()).add(item_id)
-    item_ids = [i for i, _ in due]
+        for i, p in enumerate(periods):
+            if p.start <= day <= p.end:
+                for unit_id in covered[campaign.id]:
+                    owed.setdefault((i, unit_id), set()).add(item_id)
+    item_ids = sorted({i for i, _, _ in due})
     done: set[tuple[int, int]] = set()
-    for chunk in _chunks(sorted(owed)):
+    for chunk in _chunks(sorted({unit_id for _, unit_id in owed})):
         done.update(session.execute(
             select(cp.Submission.unit_id, cp.Submission.deliverable_id)
             .where(in_ids(cp.Submission.unit_id, chunk),
                    in_ids(cp.Submission.deliverable_id, item_ids))
             .distinct()).all())
-    for unit_id, items in owed.items():
-        yield unit_id, {"deliverables_due": len(items),
-                        "deliverables_submitted": sum((unit_id, i) in done for i in items)}
+    for (i, unit_id), items in owed.items():
+        yield i, unit_id, {"deliverables_due": len(items),
+                           "deliverables_submitted": sum((unit_id, d) in done for d in items)}

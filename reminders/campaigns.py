@@ -15,6 +15,7 @@ from sqlmodel import select
 
 from models import campaign as cp
 from models.org import Role, Unit, UnitKind, userids_with_roles
+from reminders.pusher import Push
 from reminders.sweep import SweepCtx
 
 CATCH_UP_DAYS = 3
@@ -61,19 +62,19 @@ def _remind(ctx: SweepCtx, item: cp.Deliverable, missing: set[int], days: int,
     taken = ctx.pusher.taken(session=ctx.session, digest=[
         f"campaign:{item.id}:{unit_id}:{days}:{u}" for unit_id, to in owed for u in to])
     queued = 0
+    pushes: list[Push] = []
     for unit_id, to in owed:
         to = [u for u in to if f"campaign:{item.id}:{unit_id}:{days}:{u}" not in taken]
         if not to:
             continue
-        queued += ctx.pusher.routine(
-            session=ctx.session, key=f"campaign:{item.id}:{unit_id}:{days}", to=to,
-            template="campaign/reminder_item.txt.j2", now=ctx.now, today=ctx.today,
-            days_left=days, **data)
+        pushes.append(Push("routine", f"campaign:{item.id}:{unit_id}:{days}", to,
+                           "campaign/reminder_item.txt.j2", {"days_left": days, **data}))
         queued += ctx.pusher.group(
             session=ctx.session, key=f"campaign-group:{item.id}:{unit_id}:{days}",
             unit_id=unit_id, template="campaign/reminder_item.txt.j2", now=ctx.now,
             days_left=days, **data)
-    return queued
+    return queued + ctx.pusher.push_all(session=ctx.session, pushes=pushes, now=ctx.now,
+                                        today=ctx.today)
 
 
 def _report_missing(ctx: SweepCtx, item: cp.Deliverable, missing: set[int],

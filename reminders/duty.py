@@ -20,6 +20,7 @@ from models.base import as_utc
 from models.duty import DutyChange, Shift
 from models.duty_facts import facts, leader_on_duty, principals, userid_of
 from models.org import Person, Unit, unit_chain
+from reminders.pusher import Push
 from reminders.quiet import release_at
 from reminders.sweep import SweepCtx
 
@@ -42,17 +43,17 @@ def _stamp(moment: datetime) -> str:
     return moment.strftime("%Y%m%d%H%M")
 
 
-def card(ctx: SweepCtx, *, key: str, to: list[str], template: str, urgent: bool,
-         hold: datetime | None, **data) -> int:
-    """A template card per person (keys ``key:userid``), held until ``hold`` if given."""
-    added = 0
+def card_rows(ctx: SweepCtx, *, key: str, to: list[str], template: str, urgent: bool,
+              hold: datetime | None, **data) -> list[dict]:
+    """A template card per person (keys ``key:userid``), held until ``hold`` if given: the
+    outbox rows, for one insert of many (``outbox.enqueue_many``)."""
+    rows = []
     for userid in to:
         task_id = f"{key}-{userid}".replace(":", "-")[:128]
         body = json.loads(ctx.pusher.renderer.render(template, task_id=task_id, **data))
-        added += outbox.enqueue(session=ctx.session, key=f"{key}:{userid}", recipient=userid,
-                                msgtype="template_card", payload=body, now=ctx.now,
-                                urgent=urgent, not_before=hold)
-    return added
+        rows.append(outbox.row(key=f"{key}:{userid}", recipient=userid, msgtype="template_card",
+                               payload=body, now=ctx.now, urgent=urgent, not_before=hold))
+    return rows
 
 
 def _reminders(ctx: SweepCtx) -> int:
@@ -82,21 +83,22 @@ def _reminders(ctx: SweepCtx) -> int:
                 due.append((shift, f"duty-eve:{shift.id}:{stamp}:{who}", to, who))
     # an earlier pass queued most of them: skip those before reading facts or rendering
     taken = ctx.pusher.taken(session=ctx.session, outbox_=[f"{k}:{u}" for _, k, u, _ in due])
-    queued = 0
+    cards: list[dict] = []
+    pushes: list[Push] = []
     for shift, key, to, who in due:
         if f"{key}:{to}" in taken:
             continue
         info = facts(ctx.session, shift)
         if who == "hour":
             start = as_utc(shift.start_at)
-            queued += card(ctx, key=key, to=[to], template="duty/checkin.card.json.j2",
-                           urgent=False, hold=hold if hold and hold < start else None,
-                           when="hour", **info)
+            cards += card_rows(ctx, key=key, to=[to], template="duty/checkin.card.json.j2",
+                               urgent=False, hold=hold if hold and hold < start else None,
+                               when="hour", **info)
         else:
-            queued += ctx.pusher.timely(session=ctx.session, key=key, to=[to],
-                                        template="duty/remind_eve.txt.j2", now=ctx.now,
-                                        who=who, **info)
-    return queued
+            pushes.append(Push("timely", key, [to], "duty/remind_eve.txt.j2",
+                               {"who": who, **info}))
+    return (len(outbox.enqueue_many(session=ctx.session, rows=cards))
+            + ctx.pusher.push_all(session=ctx.session, pushes=pushes, now=ctx.now))
 
 
 def _escalations(ctx: SweepCtx) -> int:
@@ -105,7 +107,8 @@ def _escalations(ctx: SweepCtx) -> int:
         Shift.checked_in_at.is_(None), Shift.closed_at.is_(None),
         Shift.start_at <= ctx.now - grace, Shift.end_at > ctx.now,
         Shift.escalation < LAST_STEP)).all()
-    queued = 0
+    cards: list[dict] = []
+    pushes: list[Push] = []
     for shift in rows:
         base = max(as_utc(shift.start_at), as_utc(shift.assigned_at))
         late = ctx.now - base
@@ -122,14 +125,14 @@ def _escalations(ctx: SweepCtx) -> int:
             if step <= shift.escalation:
                 continue
             if step == 1:
-                queued += card(ctx, key=key, to=to, template="duty/checkin.card.json.j2",
-                               urgent=True, hold=None, when="late", **info)
+                cards += card_rows(ctx, key=key, to=to, template="duty/checkin.card.json.j2",
+                                   urgent=True, hold=None, when="late", **info)
             else:
-                queued += ctx.pusher.alert(session=ctx.session, key=key, to=to,
-                                           template="duty/escalate.txt.j2", now=ctx.now,
-                                           step=step, **info)
+                pushes.append(Push("alert", key, to, "duty/escalate.txt.j2",
+                                   {"step": step, **info}))
         shift.escalation = max(shift.escalation, due)
-    return queued
+    return (len(outbox.enqueue_many(session=ctx.session, rows=cards))
+            + ctx.pusher.push_all(session=ctx.session, pushes=pushes, now=ctx.now))
 
 
 def _step_recipients(ctx: SweepCtx, shift: Shift, step: int, told: list[str]) -> list[str]:

@@ -13,6 +13,7 @@ from sqlmodel import select
 
 from models import inspection as insp
 from models.org import Role, Unit, UnitKind, unit_and_descendants, userids_with_roles
+from reminders.pusher import Push
 from reminders.sweep import SweepCtx
 
 WARN_DAYS = 3      # remind this many days before the period ends
@@ -35,17 +36,15 @@ def _warn(ctx: SweepCtx) -> int:
     # an earlier pass queued most of them: skip those before rendering anything
     taken = ctx.pusher.taken(session=ctx.session, digest=[
         f"inspection-quota:{period.start}:{r.person_id}:{r.userid}" for r in short])
-    queued = 0
-    for row in short:
-        if f"inspection-quota:{period.start}:{row.person_id}:{row.userid}" in taken:
-            continue
-        queued += ctx.pusher.routine(
-            session=ctx.session, key=f"inspection-quota:{period.start}:{row.person_id}",
-            to=[row.userid], template="inspection/quota_reminder.txt.j2", now=ctx.now,
-            today=ctx.today, start=period.start, end=period.end, done=row.done,
-            quota=row.quota, principal=row.role == Role.LEADER,
-            days_left=(period.end - ctx.today).days)
-    return queued
+    pushes = [Push("routine", f"inspection-quota:{period.start}:{row.person_id}", [row.userid],
+                   "inspection/quota_reminder.txt.j2",
+                   {"start": period.start, "end": period.end, "done": row.done,
+                    "quota": row.quota, "principal": row.role == Role.LEADER,
+                    "days_left": (period.end - ctx.today).days})
+              for row in short
+              if f"inspection-quota:{period.start}:{row.person_id}:{row.userid}" not in taken]
+    return ctx.pusher.push_all(session=ctx.session, pushes=pushes, now=ctx.now,
+                               today=ctx.today)
 
 
 def _report(ctx: SweepCtx) -> int:

@@ -7,10 +7,13 @@ transaction (one failing does not stop the others).
 """
 from __future__ import annotations
 
+import gc
 import logging
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import event
@@ -81,6 +84,9 @@ class Sweeper:
                 await self.db.run(optimize)
             except Exception:
                 log.exception("PRAGMA optimize failed")
+        # one line a pass: with several instances it shows which one's sweeps ran and queued
+        log.info("reminder sweeps ran: queued %d (%s)", sum(n for n in results.values() if n > 0),
+                 ", ".join(f"{name} {n}" for name, n in results.items() if n) or "nothing due")
         if any(n > 0 for n in results.values()):
             self.wake()
         return results
@@ -93,4 +99,36 @@ class Sweeper:
         session.info[READ_CACHE] = {}
         loaded: list[object] = []
         event.listen(session, "loaded_as_persistent", lambda _s, obj: loaded.append(obj))
-        return sweep(SweepCtx(session=session, now=now, **self._fixed))
+        with collector.paused():
+            return sweep(SweepCtx(session=session, now=now, **self._fixed))
+
+
+class _Collector:
+    """No automatic garbage collection while a sweep runs (a few seconds at most). A sweep
+    creates and keeps tens of thousands of objects (ORM rows, pushes); at the default
+    thresholds the collector's full passes walked all of them again and again, half the
+    CPU of a district's sweep (bench/growth.py). Nested and concurrent uses are counted:
+    the collector resumes when the last one ends, if it was on before the first."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.depth = 0
+        self.was_enabled = True
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        with self.lock:
+            if self.depth == 0:
+                self.was_enabled = gc.isenabled()
+                gc.disable()
+            self.depth += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.depth -= 1
+                if self.depth == 0 and self.was_enabled:
+                    gc.enable()
+
+
+collector = _Collector()

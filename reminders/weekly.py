@@ -18,11 +18,11 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.config import parse_hhmm
-from bot.pushes import enqueue_text
+from bot.pushes import text_rows
 from models import outbox, scope_stats
 from models.leader_monthly import Calendar, month_status
 from models.org import Person, PersonRole, Role, Unit, UnitKind
-from models.stats import unit_stats
+from models.stats import periods_stats
 from reminders.sweep import SweepCtx
 
 TEMPLATE = "stats/weekly.txt.j2"
@@ -69,12 +69,13 @@ def sweep(ctx: SweepCtx) -> int:
     if not todo:
         return 0
     figures = _figures(ctx)
-    queued = 0
+    texts: dict[int, str] = {}  # a unit's leaders and officers read the same figures
+    rows = []
     for userid, unit_id in todo:
-        text = ctx.pusher.renderer.render(TEMPLATE, **figures.scope(unit_id))
-        queued += enqueue_text(session=ctx.session, key=prefix + userid, to=userid, text=text,
-                               now=ctx.now)
-    return queued
+        if unit_id not in texts:
+            texts[unit_id] = ctx.pusher.renderer.render(TEMPLATE, **figures.scope(unit_id))
+        rows += text_rows(key=prefix + userid, to=userid, text=texts[unit_id], now=ctx.now)
+    return len(outbox.enqueue_many(session=ctx.session, rows=rows))
 
 
 class _Figures:
@@ -117,14 +118,12 @@ def _figures(ctx: SweepCtx) -> _Figures:
     ids = [u.id for u in units]
     start = scope_stats.week_start(ctx.today) - timedelta(weeks=1)
     end, before_start = start + timedelta(days=6), start - timedelta(weeks=1)
-
-    def stats(first: date, last: date) -> dict:
-        return unit_stats(session=ctx.session, unit_ids=ids, start=first, end=last, tz=ctx.tz,
-                          today=ctx.today)
+    now, before = periods_stats(session=ctx.session, unit_ids=ids, tz=ctx.tz, today=ctx.today,
+                                periods=[(start, end),
+                                         (before_start, before_start + timedelta(days=6))])
     cal = Calendar(ctx.monthly.due_day, ctx.monthly.late_days)
     status = month_status(session=ctx.session, unit_ids=ids, today=ctx.today, cal=cal)
-    return _Figures(units=units, now=stats(start, end),
-                    before=stats(before_start, before_start + timedelta(days=6)),
+    return _Figures(units=units, now=now, before=before,
                     open_=scope_stats.open_by_unit(session=ctx.session, unit_ids=ids,
                                                    today=ctx.today),
                     monthly={"month": status["month"], "due": status["due"],

@@ -18,8 +18,8 @@ from models.base import as_utc
 from models.digest import DigestItem
 from models.hazard import Hazard, Level
 from models.org import get_identity
-from reminders import SWEEPS
-from reminders.pusher import Pusher
+from reminders import SWEEPS, prune
+from reminders.pusher import Push, Pusher
 from reminders.quiet import release_at
 from reminders.scheduler import sweep_minutes
 from reminders.sweep import Sweeper
@@ -174,3 +174,92 @@ async def test_snooze_through_the_door(service, demo):
     assert "没有找到" in await say(service, "cxzx-liaison", f"稍后 {number} 3天")
     assert demo.call(digest.snoozed, userid="demo-liaison", subject=number,
                      today=datetime.now(TZ).date())
+
+
+async def test_many_escalations_at_once_reach_each_person_as_one_list(demo):
+    # a first deployment: four hazards long overdue at once. Each supervisor gets one list,
+    # each hazard keeps its key (marked merged), and nothing comes twice.
+    clock = FakeClock(at(2026, 10, 1))
+    numbers = [file_hazard(demo, deadline=date(2026, 10, 9), when=clock.now(),
+                           description=f"隐患{i}") for i in range(4)]
+    clock.set(at(2026, 11, 2, 9, 0))
+    sweeper = make_sweeper(demo, clock)
+    await sweeper.run_once()
+    lists = outbox_rows(demo, "overdue-escalations:")
+    assert {r.recipient for r in lists} == {"demo-principal", "cd-leader", "cd-liaison",
+                                            "demo-bureau"}
+    assert all(r.status == outbox.PENDING and not r.urgent for r in lists)
+    text = next(r for r in lists if r.recipient == "demo-bureau").payload["content"]
+    assert "以下 4 项隐患已逾期" in text and all(n in text for n in numbers)
+    merged = outbox_rows(demo, "overdue-township:")
+    assert len(merged) == 4 * 3 and {r.status for r in merged} == {outbox.MERGED}
+    assert set((await sweeper.run_once()).values()) == {0}
+    # a single new one later goes on its own, as before
+    file_hazard(demo, deadline=date(2026, 10, 20), when=at(2026, 10, 2), description="隐患5")
+    clock.set(at(2026, 11, 3, 9, 0))
+    await sweeper.run_once()
+    assert len(outbox_rows(demo, "overdue-escalations:")) == 4
+    fresh = [r for r in outbox_rows(demo, "overdue-principal:") if r.status == outbox.PENDING]
+    assert len(fresh) == 1 and "隐患5" in fresh[0].payload["content"]
+
+
+def test_push_all_renders_each_text_once_and_inserts_in_bulk(demo):
+    renders = []
+
+    class Counting(Renderer):
+        def render(self, name, /, **data):
+            renders.append(name)
+            return super().render(name, **data)
+
+    pusher = Pusher(renderer=Counting(TZ), tz=TZ, quiet_hours=QUIET)
+    now = at(2026, 11, 2, 9, 0)
+    item = {"id": 1, "name": "自查报告", "month": "", "due": date(2026, 11, 5), "note": ""}
+    pushes = [Push("routine", f"campaign:1:{u}:3", [f"user-{u}"], "campaign/reminder_item.txt.j2",
+                   {"days_left": 3, "campaign": "专项行动", "item": item}) for u in range(50)]
+    pushes.append(Push("alert", "a-key", ["demo-bureau", "cd-leader"],
+                       "reminders/overdue_escalation.txt.j2",
+                       {"who": "major", "unit": "城东实验小学", "number": "YH2026-000001",
+                        "deadline": date(2026, 11, 1), "description": "消防通道堵塞",
+                        "location": "三楼", "days_over": 1, "responsible": "孙值班"}))
+    added = demo.call(lambda session: pusher.push_all(session=session, pushes=pushes, now=now))
+    again = demo.call(lambda session: pusher.push_all(session=session, pushes=pushes, now=now))
+    assert (added, again) == (52, 0)
+    assert renders.count("campaign/reminder_item.txt.j2") == 2  # once per call
+    assert len(digest_items(demo)) == 50
+    alerts = outbox_rows(demo, "a-key:")
+    assert {r.recipient for r in alerts} == {"demo-bureau", "cd-leader"}
+    assert all(r.urgent and r.payload["content"] for r in alerts)
+
+
+async def test_the_night_prunes_what_went_out_long_ago_and_keeps_the_rest(demo):
+    now = at(2026, 11, 20, 2, 0)  # quiet hours
+    old, recent = now - timedelta(days=200), now - timedelta(days=10)
+
+    def seed(session):
+        rows = {"sent-old": (outbox.SENT, old), "sent-recent": (outbox.SENT, recent),
+                "failed-old": (outbox.FAILED, old), "pending-old": (outbox.PENDING, old),
+                "overdue-township:1:2026-06-01:u": (outbox.SENT, old)}
+        for key, (status, when) in rows.items():
+            outbox.enqueue(session=session, key=key, recipient="u", msgtype="text",
+                           payload={"content": key}, now=when)
+            row = session.exec(select(outbox.OutboxMessage)
+                               .where(outbox.OutboxMessage.key == key)).one()
+            row.status, row.sent_at = status, (when if status == outbox.SENT else None)
+        for key, when, sent in (("item-old", old, old), ("item-dropped", old, digest.DROPPED),
+                                ("item-unsent", old, None), ("item-recent", recent, recent)):
+            digest.add_item(session=session, key=key, userid="u", subject="", text=key, now=when)
+            item = session.exec(select(DigestItem).where(DigestItem.key == key)).one()
+            item.sent_at = sent
+    demo.call(seed)
+    prune_only = Sweeper(db=demo, clock=FakeClock(now.replace(hour=12)), tz=TZ,
+                         calendar=load_calendar(),
+                         pusher=Pusher(renderer=Renderer(TZ), tz=TZ, quiet_hours=QUIET),
+                         settings=RemindersConfig(), quiet_hours=QUIET, areas={},
+                         sweeps=[("prune", prune.sweep)])
+    await prune_only.run_once()  # daytime: nothing
+    assert len(outbox_rows(demo)) == 5
+    prune_only.clock.set(now)
+    assert await prune_only.run_once() == {"prune": 0}
+    assert {r.key for r in outbox_rows(demo)} == {
+        "sent-recent", "failed-old", "pending-old", "overdue-township:1:2026-06-01:u"}
+    assert {i.key for i in digest_items(demo)} == {"item-unsent", "item-recent"}

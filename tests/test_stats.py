@@ -10,6 +10,8 @@ from models import monthly as mu
 from models.leader_monthly import Calendar, month_status
 from models.org import unit_and_descendants
 from models.scope_report import previous_period, report
+from models.scope_stats import add_up
+from models.stats import hazard_totals, periods_stats, unit_stats
 from tests.conftest import make_config
 from tests.stats_fixtures import TODAY, TZ, local, seed_district, unit_id
 
@@ -148,3 +150,29 @@ async def test_monthly_status_through_the_door(door):
     district = await say(door, "demo-bureau", "月报情况 2026-10")
     assert "逾期未交（3）" in district and "· 城西中学（已开始填写）" in district
     assert "没看懂" in await say(door, "demo-bureau", "月报情况 十三月")
+
+
+@pytest.mark.parametrize("code", ["JYJ", "CD", "CD-SY"])
+def test_one_statement_per_source_gives_what_each_period_and_unit_alone_gives(demo, code):
+    # 统计 asks for both periods at once and, for a whole district, without an IN list of
+    # its units; the figures are those of unit_stats period by period, added up
+    demo.call(seed_district)
+    periods = [(date(2026, 11, 1), TODAY), (date(2026, 10, 1), date(2026, 10, 20)),
+               (date(2026, 1, 1), TODAY)]
+
+    def figures(session):
+        ids = [u.id for u in unit_and_descendants(session=session,
+                                                  unit_id=unit_id(session, code))]
+        alone = [unit_stats(session=session, unit_ids=ids, start=a, end=b, tz=TZ, today=TODAY)
+                 for a, b in periods]
+        together = periods_stats(session=session, unit_ids=ids, periods=periods, tz=TZ,
+                                 today=TODAY)
+        totals = hazard_totals(session=session, unit_ids=ids, periods=periods, tz=TZ,
+                               today=TODAY)
+        return alone, together, totals
+    alone, together, totals = demo.call(figures)
+    assert together == alone
+    for stats, total in zip(alone, totals):
+        summed = add_up(stats.values())
+        assert total == {k: summed[k] for k in total}
+    assert totals[2]["found"] > 0

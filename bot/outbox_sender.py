@@ -3,9 +3,9 @@
 It claims due rows under a lease, sends them in small concurrent chunks, and marks each chunk
 under the lease as soon as it is back, so the window "sent but not yet marked" is one round
 trip; app messages carry ``enable_duplicate_check`` so a row re-sent after a crash in that
-window reaches nobody twice. Transient errors back off exponentially (45009: a minute); a
-permanent one is recorded with its reason. With nothing due it sleeps until the next row is due
-or something is enqueued: never a busy loop.
+window reaches nobody twice. Transient errors back off exponentially up to ``MAX_BACKOFF``
+(45009: a minute); a permanent one is recorded with its reason. With nothing due it sleeps
+until the next row is due or something is enqueued: never a busy loop.
 """
 from __future__ import annotations
 
@@ -29,7 +29,11 @@ log = logging.getLogger(__name__)
 ChannelSend = Callable[[outbox.Claimed], Awaitable[dict[str, Any]]]
 UNREACHABLE_CODES = {81013}            # every recipient invalid: nobody got it
 GIVE_UP_AFTER = timedelta(hours=48)    # transient failures for this long become permanent
-MAX_BACKOFF = timedelta(minutes=5)
+# Each row retries at least this often while WeCom is down, so the last push leaves about a
+# minute after WeCom is back (bench/faults_wecom.py, a 10-minute outage: with 5 minutes, a
+# quarter of the pushes still waited 150 s after it; with 1, the last left after 46 s).
+# A retry to a WeCom that refuses costs little.
+MAX_BACKOFF = timedelta(minutes=1)
 
 
 @dataclass

@@ -65,6 +65,9 @@ class WeComAPI:
         self._token_expires = 0.0
         self._token_lock = asyncio.Lock()
         self.token_fetches = 0
+        # When WeCom started failing every request (epoch seconds; None while it answers):
+        # /healthz reports an outage the outbox's backoff would otherwise hide.
+        self.failing_since: float | None = None
 
     # -- token -------------------------------------------------------------------------------
     @property
@@ -115,6 +118,18 @@ class WeComAPI:
 
     async def _request(self, path: str, query: dict[str, str], body: Any,
                        form: aiohttp.FormData | None) -> dict[str, Any]:
+        """One HTTP round trip; any answer, even an error code, means WeCom is reachable."""
+        try:
+            data = await self._round_trip(path, query, body, form)
+        except WeComUnavailable:
+            if self.failing_since is None:
+                self.failing_since = self.clock.now().timestamp()
+            raise
+        self.failing_since = None
+        return data
+
+    async def _round_trip(self, path: str, query: dict[str, str], body: Any,
+                          form: aiohttp.FormData | None) -> dict[str, Any]:
         method = "POST" if body is not None or form is not None else "GET"
         try:
             async with self.http.request(method, self.base_url + path, params=query,

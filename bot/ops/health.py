@@ -2,8 +2,10 @@
 seconds: one small query (with a timeout) and three looks at objects in memory.
 
 status ``down`` (HTTP 503) when the database cannot be reached; ``degraded`` (200) when the
-scheduler is not running, pushes are waiting while the WeCom token is stale, or a due push has
-waited longer than ``OUTBOX_LATE_S``; else ``ok``.
+scheduler is not running, pushes are waiting while the WeCom token is stale, a due push has
+waited longer than ``OUTBOX_LATE_S``, or every request to WeCom has failed for
+``WECOM_DOWN_GRACE_S`` (pushes then wait in backoff, which the outbox check does not count as
+late); else ``ok``.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from reminders.scheduler import JOB_ID
 DB_TIMEOUT_S = 2.0
 OUTBOX_LATE_S = 300  # a due push normally leaves within seconds
 TOKEN_GRACE_S = 60   # a push just enqueued while the token is stale is not yet a problem
+WECOM_DOWN_GRACE_S = 15  # one failed request is a blip; failing this long is an outage
 
 
 async def read_backlog(app: web.Application, now: datetime) -> tuple[Backlog | None, float]:
@@ -55,6 +58,16 @@ def token_check(app: web.Application, now: datetime, waiting: bool) -> dict[str,
     return {"ok": fresh or not waiting, "fresh": fresh, "expires_in_s": expires_in}
 
 
+def wecom_check(app: web.Application, now: datetime) -> dict[str, Any]:
+    """Has WeCom failed every request (network, timeout, HTTP error) for a while? Cleared by
+    the next answer, which the outbox's next retry brings."""
+    api = app.get(api_key)
+    since = api.failing_since if api is not None else None
+    failing_for = None if since is None else max(round(now.timestamp() - since), 0)
+    return {"ok": failing_for is None or failing_for < WECOM_DOWN_GRACE_S,
+            "failing_for_s": failing_for}
+
+
 def outbox_check(found: Backlog | None, now: datetime) -> dict[str, Any]:
     if found is None:
         return {"ok": False, "pending": None, "failed": None, "oldest_pending_age_s": None}
@@ -71,6 +84,7 @@ async def healthz(request: web.Request) -> web.Response:
     checks = {"database": {"ok": found is not None, "latency_ms": latency_ms},
               "scheduler": scheduler_check(app),
               "wecom_token": token_check(app, now, waiting),
+              "wecom_api": wecom_check(app, now),
               "outbox": outbox_check(found, now)}
     if found is None:
         status = "down"

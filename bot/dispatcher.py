@@ -46,11 +46,37 @@ DUPLICATE = Turn(None, duplicate=True)
 def _begin_turn(*, session: Session, userid: str, key: str, now: datetime,
                 dedupe_key: str | None = None
                 ) -> tuple[org.Identity | None, conversation.Snapshot] | None:
-    """One transaction per message: the dedupe row (None if it was there), who, what state."""
-    if dedupe_key is not None and not dedupe.first_time(session=session, key=dedupe_key, now=now):
+    """One transaction per message: the dedupe row (None if a turn has or had it, unless that
+    turn died unfinished: see models.dedupe), who, what state."""
+    if dedupe_key is not None and not dedupe.first_time(session=session, key=dedupe_key,
+                                                        now=now, takeover=True):
         return None
     return (org.get_identity(session=session, userid=userid),
             conversation.load(session=session, key=key, now=now))
+
+
+def _end_turn(*, session: Session, key: str, now: datetime,
+              snapshot: conversation.Snapshot | None, done_key: str | None) -> None:
+    """The conversation written back and/or the message marked handled, one transaction."""
+    if snapshot is not None:
+        conversation.save(session=session, key=key, snapshot=snapshot, now=now)
+    if done_key is not None:
+        dedupe.mark_done(session=session, key=done_key)
+
+
+class _CountingDb:
+    """The database as a turn's handler sees it: counts the transactions it runs, so the
+    dispatcher knows whether the turn may have changed anything."""
+
+    def __init__(self, db: Database) -> None:
+        self._db, self.runs = db, 0
+
+    async def run(self, fn: Callable[..., Any], /, **kwargs: Any) -> Any:
+        self.runs += 1
+        return await self._db.run(fn, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
 
 
 class Dispatcher:
@@ -69,7 +95,7 @@ class Dispatcher:
     async def handle(self, msg: Incoming, *, dedupe_key: str | None = None) -> Turn:
         """Handle one message; with ``dedupe_key`` a retry already seen gets ``DUPLICATE``
         (recorded in the same transaction that loads the sender and their conversation)."""
-        key = msg.user_id if msg.chat_type == "single" else f"{msg.user_id}@{msg.chat_id}"
+        key = msg.conversation_key
         photo_ids: list[int] = list(msg.photo_ids)  # already stored (AI bot images)
         if msg.media_ids:  # fetched in the background; handlers get the rows' ids at once
             photo_ids += await self.db.run(photo.register, media_ids=msg.media_ids,
@@ -85,15 +111,17 @@ class Dispatcher:
                 return DUPLICATE
             identity, snapshot = began
             handle = ConversationHandle(snapshot)
-            ctx = Ctx(db=self.db, renderer=self.renderer, routes=self.routes, now=now,
+            db = _CountingDb(self.db)
+            ctx = Ctx(db=db, renderer=self.renderer, routes=self.routes, now=now,
                       tz=self.tz, identity=identity, conversation=handle,
                       services=self.services, photo_ids=tuple(photo_ids),
                       chat_unit_id=chat_unit)
             reply = await self._route(msg, ctx)
             text = self._paginate(reply, handle) if reply.template else None
-            if handle.changed:
-                await self.db.run(conversation.save, key=key, snapshot=handle.snapshot,
-                                  now=now)
+            done_key = dedupe_key if db.runs else None  # a read-only turn may run twice
+            if handle.changed or done_key:
+                await self.db.run(_end_turn, key=key, now=now, done_key=done_key,
+                                  snapshot=handle.snapshot if handle.changed else None)
         self.turn_done()
         return Turn(text, reply.button)
 

@@ -40,6 +40,11 @@ class Incoming:
     photo_ids: tuple[int, ...] = ()  # photos already stored (AI bot images), models.photo ids
     quote_text: str = ""             # the quoted message's text (AI bot "quote"), if any
 
+    @property
+    def conversation_key(self) -> str:
+        """The key of the sender's conversation row: per person, and per group chat."""
+        return self.user_id if self.chat_type == "single" else f"{self.user_id}@{self.chat_id}"
+
 
 @dataclass(frozen=True)
 class Reply:

@@ -13,8 +13,9 @@ from bot.context import Ctx
 from bot.messages import Incoming, Reply
 from bot.router import Router, State, StatesGroup, normalise
 from handlers.hazard_common import Notices, facts, supervisors
-from models import hazard_flow
-from models.hazard import Level
+from models import conversation, hazard_flow
+from models.conversation import Snapshot
+from models.hazard import Level, by_number
 from models.org import Identity, unit_chain
 
 router = Router("hazard_report")
@@ -135,6 +136,11 @@ async def on_photo(msg: Incoming, ctx: Ctx) -> Reply:
 @router.state(Report.confirm)
 async def on_confirm(msg: Incoming, ctx: Ctx) -> Reply:
     """确认 files the hazard; 修改 starts over."""
+    if ctx.conversation.data.get("filed"):  # an earlier 确认 filed it; its turn died after
+        result = await ctx.db.run(_filed, data=ctx.conversation.data, area_names={
+            c.key: c.name for c in ctx.services["checklists"].all()})
+        ctx.conversation.clear()
+        return Reply.of("hazard/reported.txt.j2", **result)
     text = normalise(msg.text).lower()
     if text in {"修改", "重填", "重新填写"}:
         ctx.conversation.clear()
@@ -144,15 +150,21 @@ async def on_confirm(msg: Incoming, ctx: Ctx) -> Reply:
     data = ctx.conversation.data
     result = await ctx.db.run(_file, who=ctx.identity, unit_id=ctx.unit_id, data=data, now=ctx.now,
                               year=ctx.local_now.year, notices=ctx.services["notices"],
-                              area_names={c.key: c.name for c in ctx.services["checklists"].all()})
+                              area_names={c.key: c.name for c in ctx.services["checklists"].all()},
+                              conversation_key=msg.conversation_key)
     ctx.conversation.clear()
     return Reply.of("hazard/reported.txt.j2", **result)
 
 
 def _file(*, session: Session, who: Identity, data: dict, now, year: int, notices: Notices,
-          area_names: dict[str, str], unit_id: int | None = None) -> dict:
+          area_names: dict[str, str], unit_id: int | None = None,
+          conversation_key: str | None = None) -> dict:
     """Create the hazard (in ``unit_id``: a bound group's unit, else the reporter's) and, for a
-    major one, alert its supervisors: one transaction."""
+    major one, alert its supervisors: one transaction.
+
+    The conversation is marked filed in that same transaction: if the turn dies before the
+    dispatcher writes the conversation back (a crash, the database gone), the 确认 the user
+    sends again answers with this hazard instead of filing it twice."""
     hazard = hazard_flow.create(session=session, unit_id=unit_id or who.unit_id, reporter=who,
                                 description=data["description"], location=data["location"],
                                 area=data["area"], level=Level(data["level"]), now=now,
@@ -164,4 +176,13 @@ def _file(*, session: Session, who: Identity, data: dict, now, year: int, notice
         alerted = [u for u in supervisors(session, units, include_own=True) if u != who.userid]
         notices.card(session=session, template="hazard/major_alert.card.json.j2",
                      key=f"major:{hazard.id}", to=alerted, now=now, urgent=True, **info)
+    if conversation_key is not None:
+        conversation.save(session=session, key=conversation_key, now=now, snapshot=Snapshot(
+            Report.confirm.name, {**data, "filed": hazard.number, "alerted": len(alerted)}))
     return {**info, "alerted": len(alerted)}
+
+
+def _filed(*, session: Session, data: dict, area_names: dict[str, str]) -> dict:
+    """The reply data of a hazard an earlier 确认 filed."""
+    hazard = by_number(session=session, number=data["filed"])
+    return {**facts(session, hazard, area_names), "alerted": data.get("alerted", 0)}

@@ -118,7 +118,9 @@ class Dispatcher:
                       chat_unit_id=chat_unit)
             reply = await self._route(msg, ctx)
             text = self._paginate(reply, handle) if reply.template else None
-            done_key = dedupe_key if db.runs else None  # a read-only turn may run twice
+            # a turn that wrote (its handler's transactions, its conversation) is marked
+            # handled; a read-only turn is not: answering it twice harms nobody
+            done_key = dedupe_key if db.runs or handle.changed else None
             if handle.changed or done_key:
                 await self.db.run(_end_turn, key=key, now=now, done_key=done_key,
                                   snapshot=handle.snapshot if handle.changed else None)

@@ -20,7 +20,7 @@ from sqlmodel import Field, Session, SQLModel
 from models.base import insert_ignore, utc_field
 
 
-TAKEOVER_AFTER = timedelta(seconds=3)  # a copy sooner than this is a duplicate, never a retry
+TAKEOVER_AFTER = timedelta(seconds=1)  # a copy sooner than this is a duplicate, never a retry
 RETRIES_WITHIN = timedelta(seconds=60)  # WeCom's three retries come within ~20 s; later: a replay
 
 

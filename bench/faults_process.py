@@ -631,10 +631,9 @@ async def _in_flight_outcome(report: Report, db: Database, client: CallbackClien
                 + "; ".join(f"{k}: {v}" for k, v in outcomes.items()))
     report.check(f"no 确认 in flight at the kill ({when}) was lost", not lost,
                  "" if not lost else
-                 f"{'; '.join(lost)}. The service records a message's MsgId (dedupe row) in "
-                 "the transaction that starts the turn, before the handler's own transaction; "
-                 "killed in between, WeCom's re-delivery is answered as a duplicate and the "
-                 "handler never runs: the user gets no answer and must send 确认 again")
+                 f"{'; '.join(lost)}. WeCom's re-delivery was answered as a duplicate although "
+                 "the killed turn never finished (see models/dedupe.py: an unfinished turn's row "
+                 "should be taken over by a retry 1-60 s later)")
     for c in unanswered:
         await client.send(c.user, "确认")
     counts = {c.user: len(hazards_tagged(db, c.tag)) for c in confirms}

@@ -108,31 +108,40 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def write_config(workdir: Path, port: int) -> tuple[Path, Path]:
-    db_path = workdir / "safebot.db"
-    config = workdir / "safebot.toml"
-    config.write_text(f"""\
+def config_toml(path: Path, *, port: int, database_url: str, api_base_url: str,
+                data_dir: Path, replay_window_s: int = 300, extra: str = "",
+                corp_id: str = CORP_ID, secret: str = SECRET, token: str = TOKEN) -> Path:
+    """The TOML config every benchmark gives ``safebot serve``: 127.0.0.1, a test app's
+    credentials (each script's fake WeCom has its own); ``extra`` adds whole sections."""
+    path.write_text(f"""\
 [server]
 host = "127.0.0.1"
 port = {port}
 
 [database]
-url = "sqlite:///{db_path}"
+url = "{database_url}"
 
 [storage]
-data_dir = "{workdir / 'data'}"
+data_dir = "{data_dir}"
 
 [wecom]
-api_base_url = "http://127.0.0.1:9"
-replay_window_s = 300
+api_base_url = "{api_base_url}"
+replay_window_s = {replay_window_s}
 
 [wecom.app]
-corp_id = "{CORP_ID}"
+corp_id = "{corp_id}"
 agent_id = {AGENT_ID}
-secret = "{SECRET}"
-token = "{TOKEN}"
+secret = "{secret}"
+token = "{token}"
 encoding_aes_key = "{AES_KEY}"
-""", encoding="utf-8")
+{extra}""", encoding="utf-8")
+    return path
+
+
+def write_config(workdir: Path, port: int) -> tuple[Path, Path]:
+    db_path = workdir / "safebot.db"
+    config = config_toml(workdir / "safebot.toml", port=port, database_url=f"sqlite:///{db_path}",
+                         api_base_url="http://127.0.0.1:9", data_dir=workdir / "data")
     return config, db_path
 
 

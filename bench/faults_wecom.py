@@ -58,7 +58,7 @@ from typing import Any, Awaitable, Callable
 
 import aiohttp
 
-from bench.callback_load import (AES_KEY, AGENT_ID, TOKEN, Server, free_port,
+from bench.callback_load import (AES_KEY, AGENT_ID, TOKEN, Server, config_toml, free_port,
                                  prepare_database, safebot_command)
 from bench.fake_wecom_server import CORP_ID, SECRET, content_hash
 from bot.app import APP_CALLBACK_PATH
@@ -137,30 +137,9 @@ class Row:
 
 
 def write_config(workdir: Path, db_path: Path, port: int, api_port: int) -> Path:
-    config = workdir / "safebot.toml"
-    config.write_text(f"""\
-[server]
-host = "127.0.0.1"
-port = {port}
-
-[database]
-url = "sqlite:///{db_path}"
-
-[storage]
-data_dir = "{workdir / 'data'}"
-
-[wecom]
-api_base_url = "http://127.0.0.1:{api_port}"
-replay_window_s = 300
-
-[wecom.app]
-corp_id = "{CORP_ID}"
-agent_id = {AGENT_ID}
-secret = "{SECRET}"
-token = "{TOKEN}"
-encoding_aes_key = "{AES_KEY}"
-""", encoding="utf-8")
-    return config
+    return config_toml(workdir / "safebot.toml", port=port, database_url=f"sqlite:///{db_path}",
+                       api_base_url=f"http://127.0.0.1:{api_port}", data_dir=workdir / "data",
+                       corp_id=CORP_ID, secret=SECRET, token=TOKEN)
 
 
 def _utc(value: str | None) -> datetime | None:

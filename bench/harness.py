@@ -38,7 +38,7 @@ from typing import Any, Iterator
 
 import aiohttp
 
-from bench.callback_load import free_port, safebot_command
+from bench.callback_load import config_toml, free_port, safebot_command
 
 REPO = Path(__file__).resolve().parent.parent
 CALLBACK_PATH = "/wecom/app/callback"
@@ -93,30 +93,9 @@ def prepare_database(url: str) -> None:
 
 def write_config(workdir: Path, *, database_url: str, port: int, api_base_url: str,
                  name: str = "serve") -> Path:
-    path = workdir / f"{name}.toml"
-    path.write_text(f"""\
-[server]
-host = "127.0.0.1"
-port = {port}
-
-[database]
-url = "{database_url}"
-
-[storage]
-data_dir = "{workdir / 'data'}"
-
-[wecom]
-api_base_url = "{api_base_url}"
-replay_window_s = 300
-
-[wecom.app]
-corp_id = "{CORP_ID}"
-agent_id = {AGENT_ID}
-secret = "{SECRET}"
-token = "{TOKEN}"
-encoding_aes_key = "{AES_KEY}"
-""", encoding="utf-8")
-    return path
+    return config_toml(workdir / f"{name}.toml", port=port, database_url=database_url,
+                       api_base_url=api_base_url, data_dir=workdir / "data",
+                       corp_id=CORP_ID, secret=SECRET, token=TOKEN)
 
 
 # --- the service -----------------------------------------------------------------------------

@@ -58,7 +58,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, select
 
-from bench.callback_load import CpuMeter, Server, free_port, loadavg, safebot_command
+from bench.callback_load import CpuMeter, Server, config_toml, free_port, loadavg, safebot_command
 from bench.fake_wecom_server import CORP_ID, SECRET
 from bot.app_xml import cdata
 from bot.crypto import CallbackCrypto
@@ -526,32 +526,11 @@ class Target:
 
 
 def write_config(workdir: Path, port: int, fake_port: int, url: str) -> Path:
-    config = workdir / "safebot.toml"
-    config.write_text(f"""\
-[server]
-host = "127.0.0.1"
-port = {port}
-
-[database]
-url = "{url}"
-
-[storage]
-data_dir = "{workdir / 'data'}"
-
-[wecom]
-api_base_url = "http://127.0.0.1:{fake_port}"
-# requests are prepared before they are sent; a wider window than the default 300 s keeps the
-# prepared ones that one phase leaves to the next valid
-replay_window_s = 900
-
-[wecom.app]
-corp_id = "{CORP_ID}"
-agent_id = {AGENT_ID}
-secret = "{SECRET}"
-token = "{TOKEN}"
-encoding_aes_key = "{AES_KEY}"
-""", encoding="utf-8")
-    return config
+    # requests are prepared before they are sent; a wider window than the default 300 s keeps
+    # the prepared ones that one phase leaves to the next valid
+    return config_toml(workdir / "safebot.toml", port=port, database_url=url,
+                       api_base_url=f"http://127.0.0.1:{fake_port}", data_dir=workdir / "data",
+                       replay_window_s=900, corp_id=CORP_ID, secret=SECRET, token=TOKEN)
 
 
 def prepare(config: Path, url: str, schools: int) -> list[Sender]:

@@ -56,7 +56,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session, select
 from yarl import URL
 
-from bench.callback_load import REPO, Server, free_port, safebot_command
+from bench.callback_load import REPO, Server, config_toml, free_port, safebot_command
 from bench.fake_wecom_server import CORP_ID, SECRET, content_hash
 from bot.crypto import CallbackCrypto
 from bot.db import Database, engine_url
@@ -214,28 +214,8 @@ def _make_overdue(hazard: Hazard, responsible: str, userid: str, deadline) -> No
 
 def write_config(path: Path, *, port: int, db_url: str, api_port: int, data_dir: Path,
                  sweep_every_min: int) -> Path:
-    path.write_text(f"""\
-[server]
-host = "127.0.0.1"
-port = {port}
-
-[database]
-url = "{db_url}"
-
-[storage]
-data_dir = "{data_dir}"
-
-[wecom]
-api_base_url = "http://127.0.0.1:{api_port}"
-replay_window_s = 300
-
-[wecom.app]
-corp_id = "{CORP_ID}"
-agent_id = {AGENT_ID}
-secret = "{SECRET}"
-token = "{TOKEN}"
-encoding_aes_key = "{AES_KEY}"
-
+    return config_toml(path, port=port, database_url=db_url, data_dir=data_dir,
+                       api_base_url=f"http://127.0.0.1:{api_port}", extra=f"""
 [scheduler]
 timezone = "Asia/Shanghai"
 quiet_hours = "00:00-00:00"
@@ -243,8 +223,7 @@ sweep_every_min = {sweep_every_min}
 
 [logging]
 level = "INFO"
-""", encoding="utf-8")
-    return path
+""", corp_id=CORP_ID, secret=SECRET, token=TOKEN)
 
 
 def distinct_ports(n: int) -> list[int]:

@@ -197,7 +197,7 @@ async def main_async(args) -> None:
               f"   ratio {door_rps / bare_rps:.2f} (by cpu {bare_cpu / door_cpu:.2f})")
         if prof:
             print("\ncProfile of part 2's door run (event-loop thread only), by own time:")
-            pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+            pstats.Stats(prof).sort_stats(os.environ.get("PSORT", "tottime")).print_stats(int(os.environ.get("PTOP", "25")))
     finally:
         db.close()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -72,8 +72,8 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
-        workers = 1 if self.is_sqlite else PG_WORKERS
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
+        self.workers = 1 if self.is_sqlite else PG_WORKERS
+        self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="db")
 
     async def run(self, fn: Callable[..., T], /, **kwargs: Any) -> T:
         """Run ``fn(session=..., **kwargs)`` as one transaction off the event loop."""

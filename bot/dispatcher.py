@@ -1,9 +1,17 @@
 """The dispatcher: who is this, take their lock, load their conversation, route, render.
 
-Route order (DESIGN.md): 取消/下一页 > ongoing conversation > command > fallback. The per-user
-lock (in this process, and on PostgreSQL across instances) is taken before the conversation is
-loaded, and the conversation (state and unread pages)
-is written back once, after the handler, only if it changed.
+Route order (DESIGN.md): 取消/下一页 > ongoing conversation > command > fallback. One turn per
+conversation at a time: a per-user lock in this process, and on PostgreSQL one across instances
+(bot/turn_locks.py). The conversation (state and unread pages) is written back once, after the
+handler, only if it changed.
+
+A message's first database step (its dedupe row, its sender and, on one instance, its
+conversation) runs before it takes the lock, batched with every other message arriving
+meanwhile (bot/turn_begins.py): so a user's messages queue for the lock with what they need
+already read, and the lock is held for the handler alone. A conversation read before the lock
+is current unless a turn that may have written it ended since (``Slot.writes``); then, and on
+PostgreSQL where another instance may have written it, it is read again under the lock.
+Conversation rows are written only by turns holding their lock.
 """
 from __future__ import annotations
 
@@ -19,12 +27,14 @@ from sqlmodel import Session
 from bot.clock import Clock
 from bot.context import ConversationHandle, Ctx
 from bot.db import Database
-from bot.locks import KeyedLocks
+from bot.locks import KeyedLocks, Slot
 from bot.messages import Incoming, Reply
 from bot.render import Renderer, split_pages
 from bot.router import Handler, Routes
+from bot.turn_begins import TurnBegins
 from bot.turn_locks import TurnLocks
 from models import conversation, dedupe, group, org, photo
+from models.turn_begin import Begin, Seen
 
 log = logging.getLogger(__name__)
 MAX_TEXT_CHARS = 2000
@@ -41,18 +51,6 @@ class Turn:
 
 
 DUPLICATE = Turn(None, duplicate=True)
-
-
-def _begin_turn(*, session: Session, userid: str, key: str, now: datetime,
-                dedupe_key: str | None = None
-                ) -> tuple[org.Identity | None, conversation.Snapshot] | None:
-    """One transaction per message: the dedupe row (None if a turn has or had it, unless that
-    turn died unfinished: see models.dedupe), who, what state."""
-    if dedupe_key is not None and not dedupe.first_time(session=session, key=dedupe_key,
-                                                        now=now, takeover=True):
-        return None
-    return (org.get_identity(session=session, userid=userid),
-            conversation.load(session=session, key=key, now=now))
 
 
 def _end_turn(*, session: Session, key: str, now: datetime,
@@ -91,10 +89,10 @@ class Dispatcher:
         self.turn_done = turn_done  # wakes the outbox: a handler may have enqueued pushes
         self.locks = KeyedLocks()  # one turn per conversation in this process
         self.turn_locks = turn_locks  # ... and across instances (PostgreSQL)
+        self.begins = TurnBegins(db)  # each turn's first database step, in batches
 
     async def handle(self, msg: Incoming, *, dedupe_key: str | None = None) -> Turn:
-        """Handle one message; with ``dedupe_key`` a retry already seen gets ``DUPLICATE``
-        (recorded in the same transaction that loads the sender and their conversation)."""
+        """Handle one message; with ``dedupe_key`` a retry already seen gets ``DUPLICATE``."""
         key = msg.conversation_key
         photo_ids: list[int] = list(msg.photo_ids)  # already stored (AI bot images)
         if msg.media_ids:  # fetched in the background; handlers get the rows' ids at once
@@ -103,28 +101,53 @@ class Dispatcher:
             self.photos_registered()
         chat_unit = (await self.db.run(group.unit_for_chat, chatid=msg.chat_id)
                      if msg.chat_type == "group" and msg.chat_id else None)
-        async with self.locks.hold(key), self._across_instances(key):
-            now = self.clock.now()
-            began = await self.db.run(_begin_turn, userid=msg.user_id, key=key, now=now,
-                                      dedupe_key=dedupe_key)
-            if began is None:
+        async with self.locks.claim(key) as slot:
+            # the dedupe row, the sender and (one instance) the conversation, read before the
+            # lock in a batch with other messages; what a turn before this one wrote since is
+            # read again under the lock (slot.writes)
+            writes_before = slot.writes
+            began = await self.begins.begin(Begin(
+                userid=msg.user_id, key=key, now=self.clock.now(), dedupe_key=dedupe_key,
+                conversation=self.turn_locks is None))
+            if began.seen is Seen.DUPLICATE:
                 return DUPLICATE
-            identity, snapshot = began
-            handle = ConversationHandle(snapshot)
-            db = _CountingDb(self.db)
-            ctx = Ctx(db=db, renderer=self.renderer, routes=self.routes, now=now,
-                      tz=self.tz, identity=identity, conversation=handle,
-                      services=self.services, photo_ids=tuple(photo_ids),
-                      chat_unit_id=chat_unit)
+            async with slot.lock, self._across_instances(key):
+                now = self.clock.now()
+                if began.seen is Seen.UNFINISHED and not await self.db.run(
+                        dedupe.take_over, key=dedupe_key, now=now):
+                    return DUPLICATE
+                snapshot = began.snapshot
+                if snapshot is None or slot.writes != writes_before:
+                    snapshot = await self.db.run(conversation.load, key=key, now=now)
+                turn = await self._turn(msg, began.identity, snapshot, slot, now=now,
+                                        photo_ids=tuple(photo_ids), chat_unit=chat_unit,
+                                        dedupe_key=dedupe_key)
+        self.turn_done()
+        return turn
+
+    async def _turn(self, msg: Incoming, identity: org.Identity | None,
+                    snapshot: conversation.Snapshot, slot: Slot, *, now: datetime,
+                    photo_ids: tuple[int, ...], chat_unit: int | None,
+                    dedupe_key: str | None) -> Turn:
+        """Route, render and write back, holding the conversation's lock."""
+        handle = ConversationHandle(snapshot)
+        db = _CountingDb(self.db)
+        ctx = Ctx(db=db, renderer=self.renderer, routes=self.routes, now=now, tz=self.tz,
+                  identity=identity, conversation=handle, services=self.services,
+                  photo_ids=photo_ids, chat_unit_id=chat_unit)
+        try:
             reply = await self._route(msg, ctx)
             text = self._paginate(reply, handle) if reply.template else None
             # a turn that wrote (its handler's transactions, its conversation) is marked
             # handled; a read-only turn is not: answering it twice harms nobody
             done_key = dedupe_key if db.runs or handle.changed else None
             if handle.changed or done_key:
-                await self.db.run(_end_turn, key=key, now=now, done_key=done_key,
+                await self.db.run(_end_turn, key=msg.conversation_key, now=now,
+                                  done_key=done_key,
                                   snapshot=handle.snapshot if handle.changed else None)
-        self.turn_done()
+        finally:
+            if db.runs or handle.changed:  # may have written the conversation row
+                slot.writes += 1
         return Turn(text, reply.button)
 
     def _across_instances(self, key: str) -> AsyncContextManager[None]:

@@ -6,22 +6,36 @@ from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
 
+class Slot:
+    """One key's lock, how many turns claim it, and how many turns that may have written its
+    conversation ended under it (``writes``: a turn that read the conversation before taking
+    the lock compares it to know whether what it read is still current)."""
+
+    __slots__ = ("lock", "users", "writes")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+        self.writes = 0
+
+
 class KeyedLocks:
     def __init__(self) -> None:
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._users: dict[str, int] = {}
+        self._slots: dict[str, Slot] = {}
 
     @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        self._users[key] = self._users.get(key, 0) + 1
+    async def claim(self, key: str) -> AsyncIterator[Slot]:
+        """The key's slot, kept while the caller is inside (whether or not it holds the lock)."""
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = Slot()
+        slot.users += 1
         try:
-            async with lock:
-                yield
+            yield slot
         finally:
-            self._users[key] -= 1
-            if not self._users[key]:
-                del self._users[key], self._locks[key]
+            slot.users -= 1
+            if not slot.users:
+                del self._slots[key]
 
     def __len__(self) -> int:
-        return len(self._locks)
+        return len(self._slots)

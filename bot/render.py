@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from importlib.resources import files
-from typing import Any, Iterator
+from typing import Any
 
 from zoneinfo import ZoneInfo
 
@@ -43,40 +43,33 @@ class Renderer:
 def split_pages(text: str, limit: int = TEXT_LIMIT_BYTES, reserve: int = 120) -> list[str]:
     """Split ``text`` into pages of at most ``limit - reserve`` UTF-8 bytes, at line ends.
 
-    ``reserve`` leaves room for the page footer. A single overlong line is cut at character
-    boundaries, never inside a multi-byte character. Each line is encoded once.
+    ``reserve`` leaves room for the page footer. No page starts with an empty line. A single
+    overlong line is cut at a character boundary, never inside a multi-byte character. Works on
+    the encoded text, so a page costs a search rather than a pass over its lines.
     """
-    if len(text.encode()) <= limit:
+    data = text.encode()
+    if len(data) <= limit:
         return [text]
-    budget = limit - reserve
+    budget, size = limit - reserve, len(data)
     pages: list[str] = []
-    current: list[str] = []
-    size = 0  # bytes of "\n".join(current)
-    for line, length in _cut_long_lines(text.split("\n"), budget):
-        if not current and not line:
-            continue  # no page starts with an empty line
-        if current and size + 1 + length > budget:
-            pages.append("\n".join(current))
-            current, size = [], 0
-        size += length + (1 if current else 0)
-        current.append(line)
-    if current:
-        pages.append("\n".join(current))
-    return pages
+    start = 0
+    while True:
+        while start < size and data[start] == NEWLINE:
+            start += 1
+        if size - start <= budget:
+            if start < size:
+                pages.append(data[start:].decode())
+            return pages
+        cut = data.rfind(b"\n", start, start + budget + 1)
+        if cut > start:  # whole lines
+            pages.append(data[start:cut].decode())
+            start = cut + 1
+            continue
+        cut = start + budget  # one line longer than a page: back to a character's first byte
+        while data[cut] & 0xC0 == 0x80:
+            cut -= 1
+        pages.append(data[start:cut].decode())
+        start = cut
 
 
-def _cut_long_lines(lines: list[str], budget: int) -> Iterator[tuple[str, int]]:
-    """Each line with its UTF-8 length; a line over ``budget`` bytes in pieces that fit."""
-    for line in lines:
-        length = len(line.encode())
-        while length > budget:
-            cut, size = 0, 0
-            for i, ch in enumerate(line):
-                size += len(ch.encode())
-                if size > budget:
-                    break
-                cut = i + 1
-            yield line[:cut], len(line[:cut].encode())
-            line = line[cut:]
-            length = len(line.encode())
-        yield line, length
+NEWLINE = ord("\n")

@@ -113,6 +113,7 @@ class Routes:
         self.events = {k: v for r in reversed(self.routers) for k, v in r.events.items()}
         self.cards = [(k, v) for r in self.routers for k, v in r.cards.items()]
         self.cancels = {k: v for r in reversed(self.routers) for k, v in r.cancels.items()}
+        self._help: dict[frozenset[str], list[Command]] = {}  # per role set: 帮助 on every turn
 
     def match(self, text: str) -> tuple[Command, str] | None:
         """The command ``text`` starts with and the argument after it."""
@@ -132,4 +133,7 @@ class Routes:
         return None
 
     def help_for(self, roles: frozenset[str]) -> list[Command]:
-        return [c for c in self.commands if c.help and c.allowed(roles)]
+        found = self._help.get(roles)
+        if found is None:
+            found = self._help[roles] = [c for c in self.commands if c.help and c.allowed(roles)]
+        return list(found)

@@ -1,11 +1,11 @@
 """Callback ids already handled: WeCom delivers a callback up to three times.
 
-A row is written when a message's turn begins, so concurrent copies are handled once. A turn that
-changes something also marks its row ``done`` when it ends. WeCom retries a callback it got no
-answer to after 5 s: a copy that finds its row not done, older than ``TAKEOVER_AFTER`` but
-younger than ``RETRIES_WITHIN``, while
-its caller holds the conversation's lock (so no live turn has it), belongs to a turn that died
-with its process (kill -9, a crash) and is handled again instead of being lost. A turn that only
+A row is written when a message's turn begins (``models.turn_begin``), so concurrent copies are
+handled once. A turn that changes something also marks its row ``done`` when it ends. WeCom
+retries a callback it got no answer to after 5 s: a copy that finds its row not done, older than
+``TAKEOVER_AFTER`` but younger than ``RETRIES_WITHIN``, while its caller holds the
+conversation's lock (so no live turn has it), belongs to a turn that died with its process
+(kill -9, a crash) and is handled again instead of being lost (``take_over``). A turn that only
 read (帮助, a query) is not marked: answering it twice harms nobody, and it saves a write per
 message.
 """
@@ -32,16 +32,19 @@ class ProcessedCallback(SQLModel, table=True):
     done: bool = Field(default=True, sa_column_kwargs={"server_default": true()})
 
 
-def first_time(*, session: Session, key: str, now: datetime, takeover: bool = False) -> bool:
-    """Record ``key``; True only for the first delivery, however many arrive at once.
+def first_time(*, session: Session, key: str, now: datetime) -> bool:
+    """Record ``key`` as handled; True only for the first delivery, however many arrive at
+    once. (The dispatcher records its messages with ``models.turn_begin``, not done until
+    their turn says so.)"""
+    return insert_ignore(session, ProcessedCallback.__table__,
+                         {"key": key, "received_at": now, "done": True})
 
-    ``takeover``: the caller holds the conversation's lock and marks the row done when its turn
-    changed something; a row it finds not done is then taken over (True) and left not done."""
-    if insert_ignore(session, ProcessedCallback.__table__,
-                     {"key": key, "received_at": now, "done": not takeover}):
-        return True
-    if not takeover:
-        return False
+
+def take_over(*, session: Session, key: str, now: datetime) -> bool:
+    """A copy of a message whose row is not done, 1–60 s old: True if it is taken over. The
+    caller holds the conversation's lock, so no live turn of this message can be running: the
+    turn that wrote the row died with its process (or read only: answering again harms
+    nobody). One conditional UPDATE, so of two copies only one takes it."""
     found = session.connection().execute(_take_over(), {
         "k": key, "now": now, "stale": now - TAKEOVER_AFTER,
         "oldest": now - RETRIES_WITHIN}).first()

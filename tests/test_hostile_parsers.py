@@ -359,4 +359,5 @@ def test_pages_fit_their_budget_and_lose_no_character(lines, reserve):
         assert pages == [text]
         return
     assert all(0 < len(p.encode()) <= 2048 - reserve for p in pages)
+    assert not any(p.startswith("\n") for p in pages)  # no page starts with an empty line
     assert "".join(pages).replace("\n", "") == text.replace("\n", "")

@@ -380,21 +380,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--senders", type=int, default=1,
                    help="registered senders to rotate over (1 = demo-liaison only; up to "
                         f"{len(PEOPLE)}, the demo district's people)")
-    p.add_argument("--service-variant", default="real", metavar="real|PATCH[,PATCH...]",
-                   help="real: safebot serve (default). Otherwise a what-if run of "
-                        "bench/whatif_serve.py with these patches (see its docstring): "
-                        "orm, lean, raw, inline, orm-inline, lean-inline, no-wake, gc-freeze")
-    p.add_argument("--switch-interval", type=float, default=None,
-                   help="what-if: sys.setswitchinterval(S) in the service (implies "
-                        "--service-variant orm when it is real)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     p.add_argument("--verbose", action="store_true", help="print wrk's own output")
     p.add_argument("--check", action="store_true", help="exit 1 when the goal is missed")
     args = p.parse_args(argv)
     if args.runs < 1 or args.duration < 1 or args.connections < args.threads or args.threads < 1:
         p.error("need --runs >= 1, --duration >= 1, --threads >= 1, --connections >= --threads")
-    if args.switch_interval is not None and args.service_variant == "real":
-        args.service_variant = "orm"
     if not 1 <= args.senders <= len(PEOPLE):
         p.error(f"--senders must be 1..{len(PEOPLE)}")
     return args
@@ -419,8 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = loadavg()
     print(f"load average before: {load_before}   cpus: {os.cpu_count()}   "
           f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, runs {args.runs}, "
-          f"senders {', '.join(senders)}, service {args.service_variant}"
-          + (f", switch interval {args.switch_interval}" if args.switch_interval else ""))
+          f"senders {', '.join(senders)}")
 
     workdir = Path(tempfile.mkdtemp(prefix="safebot-bench-"))
     servers: list[Server] = []
@@ -430,14 +420,7 @@ def main(argv: list[str] | None = None) -> int:
             bare_port = free_port()
         config, db_path = write_config(workdir, service_port)
         prepare_database(config, db_path)
-        if args.service_variant == "real":
-            service_argv = [*safebot_command(), "serve", "--config", str(config)]
-        else:
-            service_argv = [sys.executable, "-m", "bench.whatif_serve",
-                            "--variant", args.service_variant, "--config", str(config)]
-            if args.switch_interval is not None:
-                service_argv += ["--switch-interval", str(args.switch_interval)]
-        service = Server(f"safebot serve ({args.service_variant})", service_argv,
+        service = Server("safebot serve", [*safebot_command(), "serve", "--config", str(config)],
                          service_port, workdir / "serve.log")
         servers.append(service)
         service.start()

@@ -18,9 +18,9 @@ variants
   db.run          the project's way: bot.db.Database (sync engine, one db thread) running
                   models.dedupe.first_time + models.org.get_identity as one transaction per
                   request through Database.run
-  service path    what the dispatcher does per message now: one Database.run of
-                  dispatcher._begin_turn with the dedupe key (dedupe insert + identity +
-                  conversation load, one transaction)
+  service path    what the dispatcher does per message now: bot.turn_begins.TurnBegins,
+                  whose batches (dedupe insert + identity + conversation load for every
+                  message waiting, one transaction, one Database.run) grow with the load
 
 Needs aiosqlite (``pip install -e '.[bench]'``); without it the aiosqlite variants are skipped.
 """
@@ -43,7 +43,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from bot.db import Database, _sqlite_pragmas
-from bot.dispatcher import _begin_turn
+from bot.turn_begins import TurnBegins
+from models.turn_begin import Begin, Seen
 from bot.sandbox.demo import seed_demo
 from models import dedupe, org
 from models.dedupe import ProcessedCallback
@@ -176,10 +177,12 @@ async def make_db_run(path: Path, *, service_path: bool):
     async def one_hop(i: int) -> None:
         await db.run(_dedupe_and_identity, key=f"bench:{i}", now=_now())
 
+    begins = TurnBegins(db)
+
     async def dispatcher_path(i: int) -> None:
-        began = await db.run(_begin_turn, userid=USERID, key=USERID, now=_now(),
-                             dedupe_key=f"app:msg:bench:{i}")
-        if began is None:
+        began = await begins.begin(Begin(userid=USERID, key=USERID, now=_now(),
+                                         dedupe_key=f"app:msg:bench:{i}"))
+        if began.seen is not Seen.NEW:
             raise RuntimeError("dedupe key was not new")
 
     async def close() -> None:

@@ -30,7 +30,7 @@ from bot.app_xml import parse_callback, text_reply
 from bot.clock import Clock
 from bot.crypto import extract_encrypt
 from bot.db import Database
-from bot.dispatcher import Dispatcher, _begin_turn
+from bot.dispatcher import Dispatcher
 from bot.render import Renderer
 from bot.router import Routes
 from bot.sandbox.demo import seed_demo
@@ -38,6 +38,7 @@ from bench.bare_server import REPLY
 from bench.callback_load import PEOPLE, SENDER, CallbackFactory
 from handlers import ROUTERS
 from models import dedupe
+from models.turn_begin import Begin, begin_many
 from models.migrate import upgrade
 
 
@@ -152,11 +153,14 @@ async def main_async(args) -> None:
                 text_reply(to_user=SENDER, from_user=crypto.receive_id, content=REPLY), "12345"))
             timed("db.call(dedupe.first_time)  [ORM session, sync]", n,
                   lambda i: db.call(dedupe.first_time, key=f"p1:{i}", now=now))
-            timed("db.call(_begin_turn)  [get_identity + conversation.load]", n,
-                  lambda i: db.call(_begin_turn, userid=SENDER, key=SENDER, now=now))
-            db_us = timed("db.call(_begin_turn, dedupe_key=)  [all three, 1 txn]", n,
-                          lambda i: db.call(_begin_turn, userid=SENDER, key=SENDER, now=now,
-                                            dedupe_key=f"p1b:{i}"))
+            db_us = timed("db.call(begin_many), 1 message  [dedupe + identity + conv.]", n,
+                          lambda i: db.call(begin_many, begins=[Begin(
+                              userid=SENDER, key=SENDER, now=now, dedupe_key=f"p1b:{i}")]))
+            batch_us = timed("db.call(begin_many), 32 messages, per message", n // 32,
+                             lambda i: db.call(begin_many, begins=[Begin(
+                                 userid=SENDER, key=SENDER, now=now, dedupe_key=f"p1m:{i}:{j}")
+                                 for j in range(32)])) / 32
+            print(f"  {'':<58} {batch_us:8.1f} us per message")
             await timed_async("await db.run(no-op)  [one thread hop, idle loop]", n,
                                        lambda i: db.run(lambda session: None))
             await timed_async("await dispatcher.handle(msg)  [db.run + route + render]", n,
@@ -196,8 +200,8 @@ async def main_async(args) -> None:
         print(f"  AppDoor.receive (SQLite)    {door_rps:8.0f} req/s   cpu {door_cpu:6.0f} us/req"
               f"   ratio {door_rps / bare_rps:.2f} (by cpu {bare_cpu / door_cpu:.2f})")
         if prof:
-            print("\ncProfile of part 2's door run (event-loop thread only), by own time:")
-            pstats.Stats(prof).sort_stats(os.environ.get("PSORT", "tottime")).print_stats(int(os.environ.get("PTOP", "25")))
+            print(f"\ncProfile of part 2's door run (event-loop thread only), by {args.sort}:")
+            pstats.Stats(prof).sort_stats(args.sort).print_stats(args.top)
     finally:
         db.close()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -210,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tasks", type=int, default=64, help="concurrent tasks in part 2; 64")
     p.add_argument("--duration", type=float, default=5.0, help="seconds per part-2 run; 5")
     p.add_argument("--cprofile", action="store_true", help="cProfile part 2's door run")
+    p.add_argument("--sort", default="tottime", help="cProfile order: tottime (own time, "
+                                                     "default) or cumulative")
+    p.add_argument("--top", type=int, default=25, help="cProfile lines to print; 25")
     p.add_argument("--part2", action="store_true", help="skip part 1")
     p.add_argument("--inline", action="store_true",
                    help="what-if: run Database.run's work on the event-loop thread")

@@ -67,19 +67,27 @@ class AppDoor:
                             content_type="application/xml")
 
     async def _answer(self, msg: Incoming) -> Turn:
-        """The reply, or a "working on it" note if the handler outlives the budget."""
+        """The reply, or a "working on it" note if the handler outlives the budget (it goes on
+        in the background and its answer is pushed)."""
         task = asyncio.create_task(self.dispatcher.handle(msg,
                                                           dedupe_key="app:" + msg.dedupe_key))
         try:
-            turn = await asyncio.wait_for(asyncio.shield(task), REPLY_BUDGET_S)
-        except asyncio.TimeoutError:
-            self._background.add(task)
-            task.add_done_callback(self._finish_late(msg))
+            done, _ = await asyncio.wait((task,), timeout=REPLY_BUDGET_S)
+        except asyncio.CancelledError:  # the request was cancelled: the turn still finishes
+            self._keep_going(task, msg)
+            raise
+        if not done:
+            self._keep_going(task, msg)
             return Turn(self.renderer.render("common/working.txt.j2"))
+        try:
+            return task.result()
         except Exception:
             log.exception("handler failed for a %s message", msg.kind)
             return Turn(self.renderer.render("common/error.txt.j2"))
-        return turn
+
+    def _keep_going(self, task: asyncio.Task, msg: Incoming) -> None:
+        self._background.add(task)
+        task.add_done_callback(self._finish_late(msg))
 
     def _finish_late(self, msg: Incoming) -> Callable[[asyncio.Task], None]:
         def done(task: asyncio.Task) -> None:

@@ -96,13 +96,10 @@ def _offline_config(args: argparse.Namespace) -> Config:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
-    from bot.app import create_app
+    from bot.app import create_app, run
 
     cfg = load_config(args.config)
-    web.run_app(create_app(cfg), host=cfg.server.host, port=cfg.server.port,
-                access_log=None, shutdown_timeout=10)
+    run(create_app(cfg), host=cfg.server.host, port=cfg.server.port, shutdown_timeout=10)
     return 0
 
 

@@ -14,9 +14,17 @@ TEXT_LIMIT_BYTES = 2048  # WeCom truncates a text message beyond this
 WEEKDAYS = "一二三四五六日"
 
 
+class _Environment(jinja2.Environment):
+    def make_globals(self, d: Any) -> dict[str, Any]:
+        """Each template's globals as a plain dict, not jinja's ChainMap: every render copies
+        them, and copying a ChainMap cost ~5 µs a render, a tenth of a 帮助's rendering
+        (bench/profile_callback.py). Globals are set before any template loads."""
+        return {**self.globals, **(d or {})}
+
+
 def make_env(tz: ZoneInfo) -> jinja2.Environment:
     root = str(files("templates"))
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(root),
+    env = _Environment(loader=jinja2.FileSystemLoader(root),
                              undefined=jinja2.StrictUndefined, autoescape=False,
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False,
                              auto_reload=False)  # no stat() of the file on every render

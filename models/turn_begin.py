@@ -14,7 +14,6 @@ decides it under the lock.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
@@ -51,65 +50,97 @@ class Began:
     snapshot: Snapshot | None = None  # None when not asked for (or a duplicate)
 
 
-_INSERT = ("INSERT INTO processed_callback (key, received_at, done) "
-           "VALUES (:k, :now, FALSE) ON CONFLICT DO NOTHING RETURNING key")
-_FOUND = "SELECT done, received_at FROM processed_callback WHERE key = :k"
-_IDENTITY = ("SELECT person.id, person.name, unit.id, unit.name, unit.kind, person_role.role "
-             "FROM person JOIN unit ON unit.id = person.unit_id "
-             "LEFT OUTER JOIN person_role ON person_role.person_id = person.id "
-             "WHERE person.userid = :userid")
-_CONVERSATION = "SELECT state, data, pages, updated_at FROM conversation WHERE key = :key"
-
-
 def begin_many(*, session: Session, begins: list[Begin]) -> list[Began]:
-    """What each message's turn starts from; one transaction for all of them."""
+    """What each message's turn starts from: one transaction and at most four statements for
+    the whole batch, however many messages it holds."""
     dialect = _Dialect.of(session)
     cursor = session.connection().connection.driver_connection.cursor()
     try:
-        return [_begin_one(cursor, dialect, b) for b in begins]
+        seen = _record(cursor, dialect, begins)
+        live = [b for b, s in zip(begins, seen) if s is not Seen.DUPLICATE]
+        identities = _identities(cursor, dialect, {b.userid for b in live})
+        found = _conversations(cursor, dialect, {b.key for b in live if b.conversation})
     finally:
         cursor.close()
+    return [Began(s) if s is Seen.DUPLICATE else
+            Began(s, identities.get(b.userid),
+                  _snapshot(found.get(b.key), dialect, b.now) if b.conversation else None)
+            for b, s in zip(begins, seen)]
 
 
-def _begin_one(cursor: Any, dialect: "_Dialect", begin: Begin) -> Began:
-    run = dialect.run
-    if begin.dedupe_key is not None:
-        seen = _record(cursor, dialect, begin.dedupe_key, begin.now)
-        if seen is Seen.DUPLICATE:
-            return Began(seen)
-    else:
-        seen = Seen.NEW
-    rows = run(cursor, _IDENTITY, {"userid": begin.userid})
-    identity = None
-    if rows:
-        person_id, name, unit_id, unit_name, unit_kind, _ = rows[0]
-        identity = Identity(person_id=person_id, userid=begin.userid, name=name,
-                            unit_id=unit_id, unit_name=unit_name, unit_kind=unit_kind,
-                            roles=frozenset(r[5] for r in rows if r[5] is not None))
-    snapshot = None
-    if begin.conversation:
-        found = run(cursor, _CONVERSATION, {"key": begin.key})
-        snapshot = Snapshot()
-        if found:
-            state, data, pages, updated_at = found[0]
-            if dialect.read_time(updated_at) + IDLE_TIMEOUT >= begin.now:
-                snapshot = Snapshot(state=state, data=dict(dialect.read_json(data)),
-                                    pages=list(dialect.read_json(pages)))
-    return Began(seen, identity, snapshot)
+def _record(cursor: Any, dialect: "_Dialect", begins: list[Begin]) -> list[Seen]:
+    """Each message's dedupe row: new, or what the row found says (models.dedupe's rules). A
+    key twice in one batch (concurrent copies) is new once."""
+    first: dict[str, Begin] = {}
+    for b in begins:
+        if b.dedupe_key is not None:
+            first.setdefault(b.dedupe_key, b)
+    inserted: set[str] = set()
+    if first:
+        rows = [(k, dialect.time(b.now)) for k, b in first.items()]
+        values = ", ".join(["(?, ?, FALSE)"] * len(rows))
+        inserted = {r[0] for r in dialect.run(
+            cursor, f"INSERT INTO processed_callback (key, received_at, done) VALUES {values} "
+                    "ON CONFLICT DO NOTHING RETURNING key", [v for row in rows for v in row])}
+    older = [k for k in first if k not in inserted]
+    found = {r[0]: (r[1], r[2]) for r in dialect.run(
+        cursor, "SELECT key, done, received_at FROM processed_callback WHERE key IN "
+                f"({', '.join(['?'] * len(older))})", older)} if older else {}
+    seen: list[Seen] = []
+    for b in begins:
+        key = b.dedupe_key
+        if key is None:
+            seen.append(Seen.NEW)
+        elif key in inserted:
+            seen.append(Seen.NEW if first[key] is b else Seen.DUPLICATE)
+        elif key in found and first[key] is b:
+            done, received_at = found[key]
+            age = b.now - dialect.read_time(received_at)
+            unfinished = not done and TAKEOVER_AFTER < age < RETRIES_WITHIN
+            seen.append(Seen.UNFINISHED if unfinished else Seen.DUPLICATE)
+        else:  # a copy in the same batch, or a row pruned meanwhile
+            seen.append(Seen.DUPLICATE)
+    return seen
 
 
-def _record(cursor: Any, dialect: "_Dialect", key: str, now: datetime) -> Seen:
-    """The dedupe row: new, or what the row found says (the rules of models.dedupe)."""
-    if dialect.run(cursor, _INSERT, {"k": key, "now": dialect.time(now)}):
-        return Seen.NEW
-    found = dialect.run(cursor, _FOUND, {"k": key})
-    if not found:  # pruned between the two statements: nothing to take over
-        return Seen.DUPLICATE
-    done, received_at = found[0]
-    age = now - dialect.read_time(received_at)
-    if done or not TAKEOVER_AFTER < age < RETRIES_WITHIN:
-        return Seen.DUPLICATE
-    return Seen.UNFINISHED
+def _identities(cursor: Any, dialect: "_Dialect", userids: set[str]) -> dict[str, Identity]:
+    if not userids:
+        return {}
+    rows = dialect.run(cursor, (
+        "SELECT person.userid, person.id, person.name, unit.id, unit.name, unit.kind, "
+        "person_role.role FROM person JOIN unit ON unit.id = person.unit_id "
+        "LEFT OUTER JOIN person_role ON person_role.person_id = person.id "
+        f"WHERE person.userid IN ({', '.join(['?'] * len(userids))})"), list(userids))
+    people: dict[str, tuple] = {}
+    roles: dict[str, set[str]] = {}
+    for userid, *person, role in rows:
+        people[userid] = tuple(person)
+        if role is not None:
+            roles.setdefault(userid, set()).add(role)
+    return {userid: Identity(person_id=p[0], userid=userid, name=p[1], unit_id=p[2],
+                             unit_name=p[3], unit_kind=p[4],
+                             roles=frozenset(roles.get(userid, ())))
+            for userid, p in people.items()}
+
+
+def _conversations(cursor: Any, dialect: "_Dialect", keys: set[str]) -> dict[str, tuple]:
+    if not keys:
+        return {}
+    rows = dialect.run(cursor, "SELECT key, state, data, pages, updated_at FROM conversation "
+                               f"WHERE key IN ({', '.join(['?'] * len(keys))})", list(keys))
+    return {row[0]: row[1:] for row in rows}
+
+
+def _snapshot(row: tuple | None, dialect: "_Dialect", now: datetime) -> Snapshot:
+    """A conversation as ``conversation.load`` reads it: nothing once idle for too long. Each
+    turn gets its own copy (a handler changes it in place)."""
+    if row is None:
+        return Snapshot()
+    state, data, pages, updated_at = row
+    if dialect.read_time(updated_at) + IDLE_TIMEOUT < now:
+        return Snapshot()
+    return Snapshot(state=state, data=dict(dialect.read_json(data)),
+                    pages=list(dialect.read_json(pages)))
 
 
 class _Dialect:
@@ -119,7 +150,6 @@ class _Dialect:
 
     def __init__(self, name: str) -> None:
         self.sqlite = name == "sqlite"
-        self._sql: dict[str, str] = {}
 
     @classmethod
     def of(cls, session: Session) -> "_Dialect":
@@ -128,10 +158,9 @@ class _Dialect:
             cls._known[name] = cls(name)
         return cls._known[name]
 
-    def run(self, cursor: Any, sql: str, params: dict[str, Any]) -> list[tuple]:
-        if not self.sqlite:  # psycopg's placeholders are %(name)s
-            sql = self._sql.get(sql) or self._sql.setdefault(
-                sql, re.sub(r":(\w+)", r"%(\1)s", sql))
+    def run(self, cursor: Any, sql: str, params: list[Any]) -> list[tuple]:
+        if not self.sqlite:  # psycopg's placeholders are %s
+            sql = sql.replace("?", "%s")
         cursor.execute(sql, params)
         return cursor.fetchall()
 

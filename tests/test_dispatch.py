@@ -190,3 +190,25 @@ async def test_a_photo_outside_any_conversation_is_answered_politely(svc):
 
 def test_state_names_are_readable():
     assert Survey.colour.name == "Survey:colour"
+
+
+async def test_a_users_messages_at_once_each_see_the_conversation_the_last_one_left(svc):
+    """Messages arriving together read their conversation before the lock, in one batch; a
+    turn that finds an earlier turn wrote it since reads it again (bot.dispatcher)."""
+    from datetime import datetime, timezone
+
+    from bot.keys import dispatcher_key
+    from bot.messages import Incoming
+
+    dispatcher = svc.server.app[dispatcher_key]
+
+    def text(n: int, words: str) -> Incoming:
+        return Incoming(channel="app", user_id="demo-liaison", kind="text",
+                        dedupe_key=f"at-once:{n}", created_at=datetime.now(timezone.utc),
+                        text=words)
+
+    turns = await asyncio.gather(*(dispatcher.handle(text(n, words), dedupe_key=f"at-once:{n}")
+                                   for n, words in enumerate(["问卷", "红色", "大"])))
+    assert ["颜色" in turns[0].text, "尺寸" in turns[1].text] == [True, True]
+    assert "完成:红色/大" in turns[2].text
+    assert len(dispatcher.locks) == 0  # every key's slot is gone once nobody uses it

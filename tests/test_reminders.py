@@ -16,7 +16,7 @@ from bot.workcal import load_calendar
 from models import digest, hazard_flow, outbox
 from models.base import as_utc
 from models.digest import DigestItem
-from models.hazard import Hazard, Level
+from models.hazard import Level
 from models.org import get_identity
 from reminders import SWEEPS, prune
 from reminders.pusher import Push, Pusher

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.app import create_app
+from bot.app import create_app, run
 from bot.config import Config, load_config
 from bot.sandbox.settings import HOST, origin, sandbox_config
 from bot.sandbox.web import PREFIX, add_sandbox
@@ -32,8 +32,7 @@ def run_sandbox(*, config_path: str | Path | None, port: int, data_dir: Path) ->
     def announce(_aiohttp_banner: str) -> None:  # called once the server is listening
         print(f"safebot sandbox: open {url} in a browser (Ctrl+C to stop)", flush=True)
 
-    web.run_app(build_app(cfg), sock=sock, print=announce, access_log=None,
-                shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+    run(build_app(cfg), sock=sock, print=announce, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
     return 0
 
 

@@ -121,7 +121,10 @@ async def main_async(args) -> None:
         if args.inline:  # what-if: the database work on the event-loop thread (no hop)
             async def run_inline(fn, /, **kwargs):
                 return db.call(fn, **kwargs)
-            db.run = run_inline
+
+            async def run_driver_inline(fn, /, **kwargs):
+                return db.call_driver(fn, **kwargs)
+            db.run, db.run_driver = run_inline, run_driver_inline
         senders = [SENDER] + [p[0] for p in PEOPLE if p[0] != SENDER][: args.senders - 1]
         factory = CallbackFactory(senders)
         crypto = factory.crypto
@@ -153,11 +156,11 @@ async def main_async(args) -> None:
                 text_reply(to_user=SENDER, from_user=crypto.receive_id, content=REPLY), "12345"))
             timed("db.call(dedupe.first_time)  [ORM session, sync]", n,
                   lambda i: db.call(dedupe.first_time, key=f"p1:{i}", now=now))
-            db_us = timed("db.call(begin_many), 1 message  [dedupe + identity + conv.]", n,
-                          lambda i: db.call(begin_many, begins=[Begin(
+            db_us = timed("db.call_driver(begin_many), 1 message [dedupe+identity+conv]", n,
+                          lambda i: db.call_driver(begin_many, begins=[Begin(
                               userid=SENDER, key=SENDER, now=now, dedupe_key=f"p1b:{i}")]))
-            batch_us = timed("db.call(begin_many), 32 messages, per message", n // 32,
-                             lambda i: db.call(begin_many, begins=[Begin(
+            batch_us = timed("db.call_driver(begin_many), 32 messages", n // 32,
+                             lambda i: db.call_driver(begin_many, begins=[Begin(
                                  userid=SENDER, key=SENDER, now=now, dedupe_key=f"p1m:{i}:{j}")
                                  for j in range(32)])) / 32
             print(f"  {'':<58} {batch_us:8.1f} us per message")

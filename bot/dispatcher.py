@@ -15,11 +15,10 @@ Conversation rows are written only by turns holding their lock.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, AsyncContextManager, Callable
+from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
@@ -34,7 +33,7 @@ from bot.router import Handler, Routes
 from bot.turn_begins import TurnBegins
 from bot.turn_locks import TurnLocks
 from models import conversation, dedupe, group, org, photo
-from models.turn_begin import Begin, Seen
+from models.turn_begin import Begin, Began, Seen
 
 log = logging.getLogger(__name__)
 MAX_TEXT_CHARS = 2000
@@ -101,7 +100,8 @@ class Dispatcher:
             self.photos_registered()
         chat_unit = (await self.db.run(group.unit_for_chat, chatid=msg.chat_id)
                      if msg.chat_type == "group" and msg.chat_id else None)
-        async with self.locks.claim(key) as slot:
+        slot = self.locks.claim(key)
+        try:
             # the dedupe row, the sender and (one instance) the conversation, read before the
             # lock in a batch with other messages; what a turn before this one wrote since is
             # read again under the lock (slot.writes)
@@ -111,19 +111,34 @@ class Dispatcher:
                 conversation=self.turn_locks is None))
             if began.seen is Seen.DUPLICATE:
                 return DUPLICATE
-            async with slot.lock, self._across_instances(key):
-                now = self.clock.now()
-                if began.seen is Seen.UNFINISHED and not await self.db.run(
-                        dedupe.take_over, key=dedupe_key, now=now):
-                    return DUPLICATE
-                snapshot = began.snapshot
-                if snapshot is None or slot.writes != writes_before:
-                    snapshot = await self.db.run(conversation.load, key=key, now=now)
-                turn = await self._turn(msg, began.identity, snapshot, slot, now=now,
-                                        photo_ids=tuple(photo_ids), chat_unit=chat_unit,
-                                        dedupe_key=dedupe_key)
-        self.turn_done()
+            async with slot.lock:
+                if self.turn_locks is None:
+                    turn = await self._locked(msg, began, slot, writes_before, dedupe_key,
+                                              photo_ids=tuple(photo_ids), chat_unit=chat_unit)
+                else:
+                    async with self.turn_locks.hold(key):
+                        turn = await self._locked(msg, began, slot, writes_before, dedupe_key,
+                                                  photo_ids=tuple(photo_ids),
+                                                  chat_unit=chat_unit)
+        finally:
+            self.locks.release(key, slot)
+        if turn is not DUPLICATE:
+            self.turn_done()
         return turn
+
+    async def _locked(self, msg: Incoming, began: Began, slot: Slot, writes_before: int,
+                      dedupe_key: str | None, *, photo_ids: tuple[int, ...],
+                      chat_unit: int | None) -> Turn:
+        """The turn, holding the conversation's lock(s)."""
+        now = self.clock.now()
+        if began.seen is Seen.UNFINISHED and not await self.db.run(
+                dedupe.take_over, key=dedupe_key, now=now):
+            return DUPLICATE
+        snapshot = began.snapshot
+        if snapshot is None or slot.writes != writes_before:
+            snapshot = await self.db.run(conversation.load, key=msg.conversation_key, now=now)
+        return await self._turn(msg, began.identity, snapshot, slot, now=now,
+                                photo_ids=photo_ids, chat_unit=chat_unit, dedupe_key=dedupe_key)
 
     async def _turn(self, msg: Incoming, identity: org.Identity | None,
                     snapshot: conversation.Snapshot, slot: Slot, *, now: datetime,
@@ -149,9 +164,6 @@ class Dispatcher:
             if db.runs or handle.changed:  # may have written the conversation row
                 slot.writes += 1
         return Turn(text, reply.button)
-
-    def _across_instances(self, key: str) -> AsyncContextManager[None]:
-        return self.turn_locks.hold(key) if self.turn_locks else contextlib.nullcontext()
 
     async def _route(self, msg: Incoming, ctx: Ctx) -> Reply:
         if msg.kind == "event":

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-from contextlib import asynccontextmanager
-from typing import AsyncIterator
 
 
 class Slot:
@@ -23,19 +21,18 @@ class KeyedLocks:
     def __init__(self) -> None:
         self._slots: dict[str, Slot] = {}
 
-    @asynccontextmanager
-    async def claim(self, key: str) -> AsyncIterator[Slot]:
-        """The key's slot, kept while the caller is inside (whether or not it holds the lock)."""
+    def claim(self, key: str) -> Slot:
+        """The key's slot, kept until ``release`` (whether or not the caller takes its lock)."""
         slot = self._slots.get(key)
         if slot is None:
             slot = self._slots[key] = Slot()
         slot.users += 1
-        try:
-            yield slot
-        finally:
-            slot.users -= 1
-            if not slot.users:
-                del self._slots[key]
+        return slot
+
+    def release(self, key: str, slot: Slot) -> None:
+        slot.users -= 1
+        if not slot.users:
+            del self._slots[key]
 
     def __len__(self) -> int:
         return len(self._slots)

@@ -43,9 +43,13 @@ class Renderer:
 
     def __init__(self, tz: ZoneInfo | None = None) -> None:
         self.env = make_env(tz or ZoneInfo("Asia/Shanghai"))
+        self._templates: dict[str, jinja2.Template] = {}  # templates never change at run time
 
     def render(self, name: str, /, **data: Any) -> str:
-        return self.env.get_template(name).render(**data).strip()
+        template = self._templates.get(name)
+        if template is None:
+            template = self._templates[name] = self.env.get_template(name)
+        return template.render(**data).strip()
 
 
 def split_pages(text: str, limit: int = TEXT_LIMIT_BYTES, reserve: int = 120) -> list[str]:

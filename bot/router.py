@@ -107,8 +107,10 @@ class Routes:
     def __init__(self, routers: Iterable[Router]) -> None:
         self.routers = tuple(routers)
         self.commands = [c for r in self.routers for c in r.commands]
-        # longest word first; among equals, the earlier router wins
-        self._by_length = sorted(self.commands, key=lambda c: -len(c.word))
+        # by first character, longest word first; among equals, the earlier router wins
+        self._by_first: dict[str, list[Command]] = {}
+        for command in sorted(self.commands, key=lambda c: -len(c.word)):
+            self._by_first.setdefault(command.word[:1], []).append(command)
         self.states = {k: v for r in reversed(self.routers) for k, v in r.states.items()}
         self.events = {k: v for r in reversed(self.routers) for k, v in r.events.items()}
         self.cards = [(k, v) for r in self.routers for k, v in r.cards.items()]
@@ -118,7 +120,7 @@ class Routes:
     def match(self, text: str) -> tuple[Command, str] | None:
         """The command ``text`` starts with and the argument after it."""
         text = normalise(text)
-        for command in self._by_length:
+        for command in self._by_first.get(text[:1], ()):
             if text.startswith(command.word):
                 return command, text[len(command.word):].strip()
         return None

@@ -38,7 +38,8 @@ class TurnBegins:
         if not batch:
             self._trips -= 1
             return
-        trip = asyncio.ensure_future(self.db.run(begin_many, begins=[b for b, _ in batch]))
+        trip = asyncio.ensure_future(self.db.run_driver(begin_many,
+                                                      begins=[b for b, _ in batch]))
         trip.add_done_callback(lambda done: self._settle(batch, done))
 
     def _settle(self, batch: list[tuple[Begin, asyncio.Future[Began]]],

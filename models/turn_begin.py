@@ -19,8 +19,6 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
-from sqlmodel import Session
-
 from models.conversation import IDLE_TIMEOUT, Snapshot
 from models.dedupe import RETRIES_WITHIN, TAKEOVER_AFTER
 from models.org import Identity
@@ -50,21 +48,22 @@ class Began:
     snapshot: Snapshot | None = None  # None when not asked for (or a duplicate)
 
 
-def begin_many(*, session: Session, begins: list[Begin]) -> list[Began]:
-    """What each message's turn starts from: one transaction and at most four statements for
-    the whole batch, however many messages it holds."""
-    dialect = _Dialect.of(session)
-    cursor = session.connection().connection.driver_connection.cursor()
+def begin_many(*, conn: Any, dialect: str, begins: list[Begin]) -> list[Began]:
+    """What each message's turn starts from: at most four statements for the whole batch,
+    however many messages it holds. ``conn``: the driver's connection, in a transaction
+    (``Database.run_driver``); ``dialect``: ``sqlite`` or ``postgresql``."""
+    sql = _Dialect.named(dialect)
+    cursor = conn.cursor()
     try:
-        seen = _record(cursor, dialect, begins)
+        seen = _record(cursor, sql, begins)
         live = [b for b, s in zip(begins, seen) if s is not Seen.DUPLICATE]
-        identities = _identities(cursor, dialect, {b.userid for b in live})
-        found = _conversations(cursor, dialect, {b.key for b in live if b.conversation})
+        identities = _identities(cursor, sql, {b.userid for b in live})
+        found = _conversations(cursor, sql, {b.key for b in live if b.conversation})
     finally:
         cursor.close()
     return [Began(s) if s is Seen.DUPLICATE else
             Began(s, identities.get(b.userid),
-                  _snapshot(found.get(b.key), dialect, b.now) if b.conversation else None)
+                  _snapshot(found.get(b.key), sql, b.now) if b.conversation else None)
             for b, s in zip(begins, seen)]
 
 
@@ -152,8 +151,7 @@ class _Dialect:
         self.sqlite = name == "sqlite"
 
     @classmethod
-    def of(cls, session: Session) -> "_Dialect":
-        name = session.get_bind().dialect.name
+    def named(cls, name: str) -> "_Dialect":
         if name not in cls._known:
             cls._known[name] = cls(name)
         return cls._known[name]

@@ -17,8 +17,8 @@ def _at(seconds: float) -> datetime:
 
 
 def _seen(db, at_s: float, key: str = "app:msg:1") -> Seen:
-    [began] = db.call(begin_many, begins=[Begin(userid="nobody", key="nobody", now=_at(at_s),
-                                                 dedupe_key=key)])
+    [began] = db.call_driver(begin_many, begins=[
+        Begin(userid="nobody", key="nobody", now=_at(at_s), dedupe_key=key)])
     return began.seen
 
 
@@ -60,7 +60,7 @@ def test_one_batch_reads_what_the_orm_functions_read(demo):
               Begin(userid="demo-duty", key="demo-duty", now=now),
               Begin(userid="stranger", key="stranger", now=now, dedupe_key="k2",
                     conversation=False)]
-    first, copy, duty, stranger = demo.call(begin_many, begins=begins)
+    first, copy, duty, stranger = demo.call_driver(begin_many, begins=begins)
     assert first.seen is Seen.NEW and copy.seen is Seen.DUPLICATE
     assert copy.identity is None and copy.snapshot is None
     assert first.identity == demo.call(org.get_identity, userid="demo-liaison")
